@@ -1,0 +1,275 @@
+#!/usr/bin/python3
+"""Make the MLflow model directories the server bundles and the tests use.
+
+Run with Debian's interpreter (`npm run fixtures`), which has python3-onnx,
+python3-numpy and python3-sklearn (apt-get install -y python3-onnx python3-sklearn).
+The outputs are committed; running the script again rewrites them identically
+except for the trained weights' last bits if scikit-learn changes.
+
+Every model is a real ONNX graph inside a real MLflow model directory (MLmodel
+YAML with an `onnx` flavor, signature and input example, as mlflow.onnx.save_model
+writes them). Reference predictions come from the reference implementations
+(scikit-learn for iris, a Python dict for the string model), never from
+onnxruntime, and are written to test/fixtures/reference.json.
+"""
+
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = os.path.join(ROOT, "models")
+FIXTURES = os.path.join(ROOT, "test", "fixtures")
+
+# MLflow writes these; the server ignores them but a real directory has them.
+CONDA_YAML = """name: mlflow-env
+channels:
+- conda-forge
+dependencies:
+- python=3.11
+- pip
+- pip:
+  - mlflow
+  - onnx
+  - onnxruntime
+"""
+
+IRIS_COLUMNS = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
+
+# The string model: normalise to lower case, then look the phrase up.
+GREETER_LABELS = {
+    "hello world": "greeting",
+    "hello": "greeting",
+    "hi": "greeting",
+    "good morning": "greeting",
+    "goodbye": "farewell",
+    "bye": "farewell",
+    "see you": "farewell",
+    "thanks": "gratitude",
+    "thank you": "gratitude",
+}
+GREETER_DEFAULT = "unknown"
+
+
+def opset(domain="", version=17):
+    return helper.make_opsetid(domain, version)
+
+
+def save_onnx(graph, path, opsets=None):
+    model = helper.make_model(graph, opset_imports=opsets or [opset()], producer_name="mlflow-connect-fixtures")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return model
+
+
+def mlmodel_yaml(signature=None, example=None, flavors=None):
+    """The MLmodel file as mlflow.onnx.save_model writes it (MLflow 2.x)."""
+    if flavors is None:
+        flavors = """  onnx:
+    code: null
+    data: model.onnx
+    onnx_version: 1.12.0
+    providers:
+    - CPUExecutionProvider
+  python_function:
+    data: model.onnx
+    env:
+      conda: conda.yaml
+      virtualenv: python_env.yaml
+    loader_module: mlflow.onnx
+    python_version: 3.11.2
+"""
+    text = "artifact_path: model\nflavors:\n" + flavors
+    text += "mlflow_version: 2.17.2\nmodel_uuid: 00000000000000000000000000000000\n"
+    if example is not None:
+        text += "saved_input_example_info:\n"
+        for key, value in example.items():
+            text += f"  {key}: {value}\n"
+    if signature is not None:
+        text += "signature:\n"
+        for key in ("inputs", "outputs"):
+            text += f"  {key}: '{json.dumps(signature[key])}'\n"
+        text += "  params: null\n"
+    text += "utc_time_created: '2026-11-28 00:00:00.000000'\n"
+    return text
+
+
+def write_model_dir(path, model_bytes_or_graph, signature=None, example=None, example_json=None, flavors=None):
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    with open(os.path.join(path, "MLmodel"), "w") as f:
+        f.write(mlmodel_yaml(signature, example, flavors))
+    with open(os.path.join(path, "conda.yaml"), "w") as f:
+        f.write(CONDA_YAML)
+    if example_json is not None:
+        with open(os.path.join(path, example["artifact_path"]), "w") as f:
+            json.dump(example_json, f)
+    if model_bytes_or_graph is not None:
+        target = os.path.join(path, "model.onnx")
+        if isinstance(model_bytes_or_graph, bytes):
+            with open(target, "wb") as f:
+                f.write(model_bytes_or_graph)
+        else:
+            graph, opsets = model_bytes_or_graph
+            save_onnx(graph, target, opsets)
+
+
+def make_iris():
+    """Multinomial logistic regression on the iris data set (scikit-learn's copy of
+    Fisher's table), exported as MatMul + Add + Softmax / ArgMax."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_iris()
+    clf = LogisticRegression(max_iter=1000, C=1.0).fit(data.data, data.target)
+    weights = clf.coef_.T.astype(np.float32)  # [4, 3]
+    bias = clf.intercept_.astype(np.float32)  # [3]
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["input", "W"], ["logits_raw"]),
+            helper.make_node("Add", ["logits_raw", "B"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+            helper.make_node("ArgMax", ["logits"], ["label"], axis=1, keepdims=0),
+        ],
+        "iris_logistic_regression",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, ["batch"]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 3]),
+        ],
+        initializer=[numpy_helper.from_array(weights, "W"), numpy_helper.from_array(bias, "B")],
+    )
+    signature = {
+        "inputs": [{"type": "double", "name": c, "required": True} for c in IRIS_COLUMNS],
+        "outputs": [
+            {"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}, "name": "label"},
+            {"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 3]}, "name": "probabilities"},
+        ],
+    }
+    example_rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    write_model_dir(
+        os.path.join(MODELS, "iris"),
+        (graph, [opset()]),
+        signature,
+        {"artifact_path": "input_example.json", "pandas_orient": "split", "type": "dataframe"},
+        {"columns": IRIS_COLUMNS, "data": example_rows},
+    )
+
+    # Reference rows: the example, one of each class from the data set, and a
+    # borderline flower, predicted by scikit-learn itself.
+    rows = example_rows + [list(data.data[i]) for i in (0, 60, 120)] + [[6.0, 2.7, 5.0, 1.6]]
+    x = np.array(rows)
+    return {
+        "columns": IRIS_COLUMNS,
+        "classes": IRIS_CLASSES,
+        "rows": rows,
+        "label": clf.predict(x).tolist(),
+        "probabilities": clf.predict_proba(x).tolist(),
+    }
+
+
+def make_greeter():
+    """String in, string out: StringNormalizer (lower case) then LabelEncoder.
+
+    The locale is C.UTF-8: StringNormalizer defaults to en_US.UTF-8, which slim
+    Debian images lack (onnxruntime then refuses to load the model)."""
+    keys = list(GREETER_LABELS.keys())
+    graph = helper.make_graph(
+        [
+            helper.make_node("StringNormalizer", ["text"], ["normalized"], case_change_action="LOWER", locale="C.UTF-8"),
+            helper.make_node(
+                "LabelEncoder",
+                ["normalized"],
+                ["label"],
+                domain="ai.onnx.ml",
+                keys_strings=keys,
+                values_strings=[GREETER_LABELS[k] for k in keys],
+                default_string=GREETER_DEFAULT,
+            ),
+        ],
+        "greeter",
+        [helper.make_tensor_value_info("text", TensorProto.STRING, ["batch"])],
+        [helper.make_tensor_value_info("label", TensorProto.STRING, ["batch"])],
+    )
+    signature = {
+        "inputs": [{"type": "tensor", "tensor-spec": {"dtype": "str", "shape": [-1]}, "name": "text"}],
+        "outputs": [{"type": "tensor", "tensor-spec": {"dtype": "str", "shape": [-1]}, "name": "label"}],
+    }
+    write_model_dir(
+        os.path.join(MODELS, "greeter"),
+        (graph, [opset(), opset("ai.onnx.ml", 2)]),
+        signature,
+        {"artifact_path": "input_example.json", "type": "ndarray", "format": "tf-serving"},
+        {"inputs": ["HELLO WORLD"]},
+    )
+    texts = ["HELLO WORLD", "Goodbye", "thank you", "What is this?", ""]
+    return {"texts": texts, "labels": [GREETER_LABELS.get(t.lower(), GREETER_DEFAULT) for t in texts]}
+
+
+def make_slow():
+    """A model whose run time the caller chooses: an n x n matrix of ones squared
+    and summed (n^3 multiply-adds). Used to prove the event loop stays free."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Concat", ["n", "n"], ["shape"], axis=0),
+            helper.make_node(
+                "ConstantOfShape", ["shape"], ["ones"], value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+            ),
+            helper.make_node("MatMul", ["ones", "ones"], ["square"]),
+            helper.make_node("ReduceSum", ["square"], ["total"], keepdims=0),
+        ],
+        "slow",
+        [helper.make_tensor_value_info("n", TensorProto.INT64, [1])],
+        [helper.make_tensor_value_info("total", TensorProto.FLOAT, [])],
+    )
+    write_model_dir(os.path.join(FIXTURES, "slow"), (graph, [opset()]))
+
+
+def make_broken():
+    broken = os.path.join(FIXTURES, "broken")
+    shutil.rmtree(broken, ignore_errors=True)
+    os.makedirs(os.path.join(broken, "no-mlmodel"))
+    with open(os.path.join(broken, "no-mlmodel", "model.onnx"), "wb") as f:
+        f.write(b"")
+    sklearn_flavors = """  python_function:
+    env:
+      conda: conda.yaml
+    loader_module: mlflow.sklearn
+    model_path: model.pkl
+    python_version: 3.11.2
+  sklearn:
+    code: null
+    pickled_model: model.pkl
+    serialization_format: cloudpickle
+    sklearn_version: 1.2.1
+"""
+    write_model_dir(os.path.join(broken, "sklearn-only"), None, flavors=sklearn_flavors)
+    write_model_dir(os.path.join(broken, "invalid-onnx"), b"this is not an ONNX protobuf\n")
+    write_model_dir(os.path.join(broken, "missing-onnx-file"), None)
+    os.makedirs(os.path.join(broken, "bad-yaml"))
+    with open(os.path.join(broken, "bad-yaml", "MLmodel"), "w") as f:
+        f.write("flavors:\n  onnx: [data: model.onnx\n")
+
+
+def main():
+    os.makedirs(MODELS, exist_ok=True)
+    os.makedirs(FIXTURES, exist_ok=True)
+    reference = {"iris": make_iris(), "greeter": make_greeter()}
+    make_slow()
+    make_broken()
+    with open(os.path.join(FIXTURES, "reference.json"), "w") as f:
+        json.dump(reference, f, indent=2)
+        f.write("\n")
+    print("wrote", MODELS, "and", FIXTURES, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

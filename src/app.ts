@@ -1,0 +1,77 @@
+import { readFile } from "node:fs/promises";
+import type http from "node:http";
+import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import Fastify, { type FastifyInstance, LogController } from "fastify";
+import { type ServerConfig } from "./config.js";
+import { createInferenceService, type InferenceService } from "./core/inference-service.js";
+import { createErrorInterceptor } from "./fronts/error-interceptor.js";
+import { healthRoutes } from "./fronts/mlflow-rest/health-routes.js";
+import { MLflow, createSeedService } from "./fronts/seed/seed-service.js";
+import { readModelDirectory } from "./mlflow/model-directory.js";
+import { createOrtPool } from "./runtime/ort-pool.js";
+import { createOnePortServer } from "./server/one-port.js";
+
+/** A built server, models loaded, not yet listening. */
+export interface App {
+  fastify: FastifyInstance;
+  core: InferenceService;
+  /** Listens on the configured host and port; resolves with the URL. */
+  listen(): Promise<string>;
+  /** Stops accepting, finishes in-flight calls, stops the workers. */
+  close(): Promise<void>;
+}
+
+// The project root: src/ under tsx, dist/src/ once built.
+const projectRoot = new URL(import.meta.url.endsWith(".ts") ? "../" : "../../", import.meta.url);
+const webDemoPage = new URL("web-demo/index.html", projectRoot);
+
+/**
+ * The composition root: loads the models into a worker pool, then mounts every
+ * front on one Fastify instance. Throws ModelLoadError for a model that cannot be served.
+ */
+export async function build(config: ServerConfig): Promise<App> {
+  const sources = await Promise.all(config.models.map((uri) => readModelDirectory(uri)));
+  const pool = createOrtPool({ workers: config.workers, settings: { intraOpNumThreads: 1, interOpNumThreads: 1 } });
+  const core = createInferenceService({ pool });
+  try {
+    for (const source of sources) await core.loadModel(source);
+  } catch (error) {
+    await pool.close();
+    throw error;
+  }
+
+  const names = core.models().map((m) => `"${m.name}"`).join(", ");
+  const fastify = Fastify({
+    logger: { level: config.logLevel },
+    // Per-request access logs come with the production-readiness work; one line at start for now.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Fastify types a serverFactory as an http.Server; ours is a net.Server that
+    // hands connections to inner HTTP/1.1 and HTTP/2 servers (see one-port.ts).
+    serverFactory: (handler) =>
+      createOnePortServer(handler, { keepAliveTimeoutMs: 65_000, requestTimeoutMs: 300_000 }) as unknown as http.Server,
+  });
+  fastify.addHook("onClose", async () => pool.close());
+
+  await fastify.register(fastifyConnectPlugin, {
+    routes: (router) => router.service(MLflow, createSeedService(core)),
+    interceptors: [createErrorInterceptor((err, msg) => fastify.log.error({ err }, msg))],
+    readMaxBytes: config.maxMessageBytes,
+  });
+  await fastify.register(healthRoutes, { core });
+  const page = await readFile(webDemoPage, "utf8");
+  fastify.get("/", async (_req, reply) => reply.type("text/html; charset=utf-8").send(page));
+
+  return {
+    fastify,
+    core,
+    listen: () =>
+      fastify.listen({
+        host: config.host,
+        port: config.port,
+        // The one start-up line: where it listens and what it serves.
+        listenTextResolver: (address) =>
+          `mlflow-connect listening on ${address} (gRPC, gRPC-Web, Connect; HTTP/1.1 and h2c); model ${names} ready`,
+      }),
+    close: () => fastify.close(),
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * Process entry: flags -> configuration -> build() -> listen(), and signals.
+ * Start-up failures print one line and exit 1, without a stack trace.
+ */
+import { Command, InvalidArgumentError, Option } from "commander";
+import { build } from "./app.js";
+import { DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, LOG_LEVELS, type LogLevel, defaultWorkers } from "./config.js";
+import { ModelLoadError } from "./mlflow/model-directory.js";
+
+function integer(min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function fail(message: string): never {
+  process.stderr.write(`mlflow-connect: error: ${message}\n`);
+  process.exit(1);
+}
+
+interface ServeOptions {
+  port: number;
+  host: string;
+  workers: number;
+  maxMessageBytes: number;
+  logLevel: LogLevel;
+}
+
+async function serve(modelUri: string, options: ServeOptions): Promise<void> {
+  let app;
+  try {
+    app = await build({ models: [modelUri], ...options });
+  } catch (error) {
+    if (error instanceof ModelLoadError) fail(error.message);
+    throw error;
+  }
+  try {
+    await app.listen();
+  } catch (error) {
+    await app.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE") fail(`port ${options.port} on ${options.host} is already in use (choose another with --port)`);
+    if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND") fail(`cannot listen on host "${options.host}"`);
+    throw error;
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.fastify.log.info(`${signal} received, shutting down`);
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => fail(`shutdown failed: ${(error as Error).message}`),
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+}
+
+const program = new Command("mlflow-connect")
+  .description("Serve an MLflow model (ONNX flavor) over gRPC, gRPC-Web, Connect and JSON on one port.")
+  .showHelpAfterError();
+
+program
+  .command("serve")
+  .description("serve the MLflow model directory MODEL_URI (a path or a file:// URI)")
+  .argument("<MODEL_URI>", "MLflow model directory with an onnx flavor in its MLmodel file")
+  .addOption(new Option("-p, --port <n>", "TCP port for every protocol (0 picks a free one)").default(DEFAULT_PORT).argParser(integer(0, 65535)))
+  .addOption(new Option("-H, --host <host>", "interface to listen on; 0.0.0.0 exposes the server to the network").default(DEFAULT_HOST))
+  .addOption(new Option("-w, --workers <n>", "onnxruntime worker threads (default: one per core)").default(defaultWorkers(), String(defaultWorkers())).argParser(integer(1, 256)))
+  .addOption(
+    new Option("--max-message-bytes <n>", "largest request message accepted, in bytes")
+      .default(DEFAULT_MAX_MESSAGE_BYTES)
+      .argParser(integer(1, 2 ** 31 - 1)),
+  )
+  .addOption(new Option("--log-level <level>", "log level").choices(LOG_LEVELS).default(DEFAULT_LOG_LEVEL))
+  .action(serve);
+
+program.parseAsync().catch((error: unknown) => {
+  process.stderr.write(`mlflow-connect: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,44 @@
+import { availableParallelism } from "node:os";
+
+/** Port of the original mlflow-grpc wrapper, so its clients work unchanged. */
+export const DEFAULT_PORT = 50051;
+/** Loopback only unless asked: a model server should not be exposed by accident. */
+export const DEFAULT_HOST = "127.0.0.1";
+/** gRPC's customary default message limit. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_LOG_LEVEL = "info";
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Everything the server needs to start, after flags and defaults are merged. */
+export interface ServerConfig {
+  /** Model directories (paths or file:// URIs); the first is the default model. */
+  models: string[];
+  /** Interface to listen on. Default 127.0.0.1. */
+  host: string;
+  /** TCP port; 0 picks a free one. Default 50051. */
+  port: number;
+  /** onnxruntime worker threads. Default: one per core. */
+  workers: number;
+  /** Largest request message accepted, in bytes; larger ones are refused with resource_exhausted. Default 4 MiB. */
+  maxMessageBytes: number;
+  /** pino log level. Default info. */
+  logLevel: LogLevel;
+}
+
+/** Default worker count: one per core, each running its sessions with one intra-op thread. */
+export function defaultWorkers(): number {
+  return availableParallelism();
+}
+
+/** A full configuration from the given fields and the defaults. */
+export function withDefaults(config: Partial<ServerConfig> & Pick<ServerConfig, "models">): ServerConfig {
+  return {
+    host: DEFAULT_HOST,
+    port: DEFAULT_PORT,
+    workers: defaultWorkers(),
+    maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+    logLevel: DEFAULT_LOG_LEVEL,
+    ...config,
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * The closed set of error kinds the core raises. Each front maps a kind to its
+ * protocol's code in one table (fronts/error-codes.ts), so the same bad input
+ * gets the matching gRPC code, Connect code and HTTP status everywhere.
+ */
+export type ErrorKind =
+  | "invalid_input"
+  | "not_found"
+  | "overloaded"
+  | "deadline"
+  | "cancelled"
+  | "unavailable"
+  | "internal";
+
+/**
+ * The one error type of the inference core. Its message is safe to show to the
+ * client and names the entity at fault; the cause stays in server logs.
+ */
+export class InferenceError extends Error {
+  override name = "InferenceError";
+
+  constructor(
+    readonly kind: ErrorKind,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+
+  /** Wraps anything caught into an InferenceError; unknown errors become internal. */
+  static from(error: unknown): InferenceError {
+    if (error instanceof InferenceError) return error;
+    return new InferenceError("internal", "internal error while running the model", { cause: error });
+  }
+}
+
+/** Shorthand for the most common refusal: the client's input is wrong. */
+export function invalidInput(message: string): InferenceError {
+  return new InferenceError("invalid_input", message);
+}

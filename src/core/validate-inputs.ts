@@ -1,0 +1,27 @@
+import { invalidInput } from "./errors.js";
+import type { ServedModel } from "./served-model.js";
+import { type Tensor, elementCount, formatShape } from "./tensor.js";
+
+/**
+ * Checks named tensors against the graph's inputs before they reach a worker: every
+ * input present, no unknown names, the graph's dtype, the rank and every fixed
+ * dimension (-1 matches any), a consistent data length, and at least one row.
+ */
+export function validateInputs(model: ServedModel, inputs: Record<string, Tensor>): void {
+  for (const name of Object.keys(inputs)) {
+    if (!model.inputs.some((g) => g.name === name)) {
+      throw invalidInput(`model "${model.name}" has no input "${name}" (its inputs: ${model.inputs.map((g) => g.name).join(", ")})`);
+    }
+  }
+  for (const g of model.inputs) {
+    const t = inputs[g.name];
+    if (!t) throw invalidInput(`missing input "${g.name}": model "${model.name}" needs ${model.inputs.map((i) => i.name).join(", ")}`);
+    if (t.dtype !== g.dtype) throw invalidInput(`input "${g.name}" expects dtype ${g.dtype}, got ${t.dtype}`);
+    const fits = t.shape.length === g.shape.length && g.shape.every((d, i) => d === -1 || d === t.shape[i]);
+    if (!fits) throw invalidInput(`input "${g.name}" expects shape ${formatShape(g.shape)}, got ${formatShape(t.shape)}`);
+    if (t.data.length !== elementCount(t.shape)) {
+      throw invalidInput(`input "${g.name}" has ${t.data.length} values for shape ${formatShape(t.shape)}`);
+    }
+    if (t.data.length === 0) throw invalidInput(`input "${g.name}" is empty (shape ${formatShape(t.shape)})`);
+  }
+}

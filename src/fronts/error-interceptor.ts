@@ -1,0 +1,23 @@
+import type { Interceptor } from "@connectrpc/connect";
+import { InferenceError } from "../core/errors.js";
+import { toConnectError } from "./error-codes.js";
+
+/** Where internal failures are reported (their cause never reaches the client). */
+export type ErrorLogger = (error: unknown, message: string) => void;
+
+/**
+ * Maps core errors to Connect codes for every RPC of every service, in one place,
+ * and logs internal failures with their cause.
+ */
+export function createErrorInterceptor(logError: ErrorLogger): Interceptor {
+  return (next) => async (req) => {
+    try {
+      return await next(req);
+    } catch (error) {
+      if (!(error instanceof InferenceError) || error.kind === "internal") {
+        logError(error instanceof InferenceError ? (error.cause ?? error) : error, `${req.method.name} failed`);
+      }
+      throw toConnectError(error);
+    }
+  };
+}

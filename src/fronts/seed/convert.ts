@@ -1,0 +1,32 @@
+import { bindScoringInput } from "../../core/bind-inputs.js";
+import type { InferenceRequest, InferenceResponse } from "../../core/inference-service.js";
+import { type ServedModel, singleStringInput } from "../../core/served-model.js";
+import { tensorToJson } from "../../core/tensor.js";
+import { formatPredictions, parseScoringJson } from "../../mlflow/scoring-format.js";
+
+/**
+ * Input.value of the original wrapper's contract: the raw string for a model with
+ * one string input (one row), else a JSON body in an MLflow scoring format.
+ */
+export function requestFromSeed(model: ServedModel, value: string): InferenceRequest {
+  const text = singleStringInput(model);
+  if (text) {
+    return {
+      model: model.name,
+      inputs: { [text.name]: { dtype: "string", shape: text.shape.length === 2 ? [1, 1] : [1], data: [value] } },
+    };
+  }
+  return { model: model.name, inputs: bindScoringInput(model, parseScoringJson(value).input) };
+}
+
+/**
+ * Output.value: the string itself when the prediction is a single string (as the
+ * original wrapper answered), else MLflow's JSON response {"predictions": ...}.
+ */
+export function seedValueFromResponse(response: InferenceResponse): string {
+  const [only] = response.outputs;
+  if (response.outputs.length === 1 && only![1].dtype === "string" && only![1].data.length === 1) {
+    return (only![1].data as string[])[0]!;
+  }
+  return JSON.stringify(formatPredictions(response.outputs.map(([name, t]) => [name, tensorToJson(t)] as const)));
+}

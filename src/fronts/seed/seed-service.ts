@@ -1,0 +1,18 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { MLflow, OutputSchema } from "../../../gen/mlflow_pb.js";
+import type { InferenceService } from "../../core/inference-service.js";
+import { requestFromSeed, seedValueFromResponse } from "./convert.js";
+
+/** The original wrapper's service: `MLflow/predict`, string in, string out, on the default model. */
+export function createSeedService(core: InferenceService): ServiceImpl<typeof MLflow> {
+  return {
+    async predict(input) {
+      const model = core.model();
+      const response = await core.infer(requestFromSeed(model, input.value));
+      return create(OutputSchema, { value: seedValueFromResponse(response) });
+    },
+  };
+}
+
+export { MLflow };

@@ -1,0 +1,130 @@
+import { readFile, stat } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parse as parseYaml } from "yaml";
+import { type Signature, SignatureError, parseSchema } from "./signature.js";
+
+/** An MLflow model directory with an ONNX flavor, as read from its MLmodel file. */
+export interface MlflowModel {
+  /** Name the model is served under: the directory's name. */
+  name: string;
+  /** Absolute path of the model directory. */
+  path: string;
+  /** Absolute path of the ONNX file named by the onnx flavor's `data`. */
+  onnxPath: string;
+  /** Every flavor MLmodel lists. */
+  flavors: string[];
+  signature?: Signature;
+  /** The saved input example as an MLflow scoring request body, when the model has one. */
+  inputExample?: Record<string, unknown>;
+  runId?: string;
+  mlflowVersion?: string;
+}
+
+/** A model directory that cannot be served; the message names the path and what is wrong. */
+export class ModelLoadError extends Error {
+  override name = "ModelLoadError";
+}
+
+/** Turns a model URI (a path or a file:// URI) into an absolute path. */
+export function modelPathFromUri(uri: string): string {
+  if (uri.startsWith("file:")) return fileURLToPath(uri);
+  const scheme = /^([a-z][a-z0-9+.-]*):\/?\//i.exec(uri);
+  if (scheme) {
+    throw new ModelLoadError(`cannot load "${uri}": only local paths and file:// URIs are supported (download ${scheme[1]} models first, e.g. with mlflow artifacts download)`);
+  }
+  return resolve(uri);
+}
+
+async function isDirectory(path: string): Promise<boolean | undefined> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads the saved input example and turns it into a scoring request body. */
+async function readInputExample(dir: string, info: unknown): Promise<Record<string, unknown> | undefined> {
+  if (typeof info !== "object" || info === null) return undefined;
+  const { artifact_path: file, type, pandas_orient: orient } = info as Record<string, unknown>;
+  if (typeof file !== "string") return undefined;
+  let example: unknown;
+  try {
+    example = JSON.parse(await readFile(join(dir, file), "utf8"));
+  } catch (error) {
+    throw new ModelLoadError(`cannot read the input example "${join(dir, file)}": ${(error as Error).message}`);
+  }
+  if (type === "dataframe") return orient === "records" ? { dataframe_records: example } : { dataframe_split: example };
+  if (typeof example === "object" && example !== null && !Array.isArray(example) && ("inputs" in example || "instances" in example)) {
+    return example as Record<string, unknown>;
+  }
+  return { inputs: example };
+}
+
+/**
+ * Reads an MLflow model directory: MLmodel, its onnx flavor, signature and input
+ * example. Throws ModelLoadError, naming the path, for anything that cannot be served.
+ */
+export async function readModelDirectory(uri: string): Promise<MlflowModel> {
+  const path = modelPathFromUri(uri);
+  const isDir = await isDirectory(path);
+  if (isDir === undefined) throw new ModelLoadError(`model path "${path}" does not exist`);
+  if (!isDir) throw new ModelLoadError(`model path "${path}" is not a directory: pass the MLflow model directory (the one holding MLmodel)`);
+
+  const mlmodelPath = join(path, "MLmodel");
+  let text: string;
+  try {
+    text = await readFile(mlmodelPath, "utf8");
+  } catch {
+    throw new ModelLoadError(`"${path}" is not an MLflow model directory: it has no MLmodel file`);
+  }
+  let mlmodel: Record<string, unknown>;
+  try {
+    const parsed: unknown = parseYaml(text);
+    if (typeof parsed !== "object" || parsed === null) throw new Error("expected a YAML mapping");
+    mlmodel = parsed as Record<string, unknown>;
+  } catch (error) {
+    throw new ModelLoadError(`cannot parse "${mlmodelPath}": ${(error as Error).message.split("\n")[0]}`);
+  }
+
+  const flavorsSection = (mlmodel.flavors ?? {}) as Record<string, unknown>;
+  const flavors = Object.keys(flavorsSection);
+  const onnx = flavorsSection.onnx as Record<string, unknown> | undefined;
+  if (!onnx) {
+    throw new ModelLoadError(
+      `model "${path}" has no onnx flavor (its flavors: ${flavors.join(", ") || "none"}). ` +
+        "mlflow-connect runs ONNX models: export yours with mlflow.onnx.log_model or mlflow.onnx.save_model.",
+    );
+  }
+  if (typeof onnx.data !== "string") throw new ModelLoadError(`the onnx flavor in "${mlmodelPath}" has no "data" file name`);
+  const onnxPath = join(path, onnx.data);
+  if ((await isDirectory(onnxPath)) !== false) {
+    throw new ModelLoadError(`the ONNX file "${onnxPath}" named by "${mlmodelPath}" does not exist`);
+  }
+
+  let signature: Signature | undefined;
+  const rawSignature = mlmodel.signature as Record<string, unknown> | undefined;
+  if (rawSignature) {
+    try {
+      signature = {
+        inputs: parseSchema(rawSignature.inputs, `signature inputs of "${mlmodelPath}"`),
+        outputs: parseSchema(rawSignature.outputs, `signature outputs of "${mlmodelPath}"`),
+      };
+    } catch (error) {
+      if (error instanceof SignatureError) throw new ModelLoadError(error.message);
+      throw error;
+    }
+  }
+
+  return {
+    name: basename(path),
+    path,
+    onnxPath,
+    flavors,
+    signature,
+    inputExample: await readInputExample(path, mlmodel.saved_input_example_info),
+    runId: typeof mlmodel.run_id === "string" ? mlmodel.run_id : undefined,
+    mlflowVersion: typeof mlmodel.mlflow_version === "string" ? mlmodel.mlflow_version : undefined,
+  };
+}

@@ -1,0 +1,120 @@
+import { invalidInput } from "../core/errors.js";
+
+/**
+ * MLflow's JSON scoring formats (the request bodies `mlflow models serve` accepts),
+ * parsed into a form that knows nothing of the model yet. Binding to the model's
+ * inputs, with all type and shape checks, happens in the core.
+ */
+
+/** The input of a scoring request. */
+export type ScoringInput =
+  /** A table: from `dataframe_split` or `dataframe_records`. Columns are undefined when the client sent none. */
+  | { kind: "dataframe"; columns: string[] | undefined; rows: unknown[][] }
+  /** One unnamed tensor: `inputs` or `instances` holding a list. */
+  | { kind: "tensor"; value: unknown }
+  /** Named tensors: `inputs` as a dict, or `instances` as a list of dicts. */
+  | { kind: "named"; tensors: Record<string, unknown> };
+
+export interface ScoringRequest {
+  input: ScoringInput;
+  /** MLflow `params`, passed through as sent. */
+  params?: Record<string, unknown>;
+}
+
+export const SCORING_FORMATS = ["dataframe_split", "dataframe_records", "instances", "inputs"] as const;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function parseDataframeSplit(value: unknown): ScoringInput {
+  if (!isRecord(value)) throw invalidInput(`"dataframe_split" must be an object with "columns" and "data"`);
+  const { columns, data } = value;
+  if (!Array.isArray(data)) throw invalidInput(`"dataframe_split" needs "data", a list of rows`);
+  if (columns !== undefined && (!Array.isArray(columns) || !columns.every((c) => typeof c === "string"))) {
+    throw invalidInput(`"dataframe_split.columns" must be a list of column names`);
+  }
+  const rows = data.map((row, i) => {
+    if (!Array.isArray(row)) throw invalidInput(`"dataframe_split.data[${i}]" must be a list of values, one per column`);
+    if (columns && row.length !== columns.length) {
+      throw invalidInput(`"dataframe_split.data[${i}]" has ${row.length} values for ${columns.length} columns`);
+    }
+    return row as unknown[];
+  });
+  return { kind: "dataframe", columns: columns as string[] | undefined, rows };
+}
+
+function parseDataframeRecords(value: unknown): ScoringInput {
+  if (!Array.isArray(value)) throw invalidInput(`"dataframe_records" must be a list of records (objects)`);
+  const columns: string[] = [];
+  for (const [i, record] of value.entries()) {
+    if (!isRecord(record)) throw invalidInput(`"dataframe_records[${i}]" must be an object mapping column names to values`);
+    for (const key of Object.keys(record)) if (!columns.includes(key)) columns.push(key);
+  }
+  // Like pandas, a column missing from a record is null in that row.
+  const rows = value.map((record: Record<string, unknown>) => columns.map((c) => record[c] ?? null));
+  return { kind: "dataframe", columns, rows };
+}
+
+function parseTensors(key: "inputs" | "instances", value: unknown): ScoringInput {
+  if (isRecord(value)) return { kind: "named", tensors: value };
+  if (!Array.isArray(value)) throw invalidInput(`"${key}" must be a list (one tensor) or an object of named tensors`);
+  if (key === "instances" && value.length > 0 && value.every(isRecord)) {
+    // TF-serving row format: a list of {name: value} rows becomes one tensor per name.
+    const tensors: Record<string, unknown[]> = {};
+    for (const [i, row] of (value as Record<string, unknown>[]).entries()) {
+      const names = Object.keys(row);
+      if (i > 0 && names.length !== Object.keys(tensors).length) throw invalidInput(`"instances[${i}]" has other names than "instances[0]"`);
+      for (const name of names) {
+        if (i > 0 && !(name in tensors)) throw invalidInput(`"instances[${i}]" has "${name}", which "instances[0]" has not`);
+        (tensors[name] ??= []).push(row[name]);
+      }
+    }
+    return { kind: "named", tensors };
+  }
+  return { kind: "tensor", value };
+}
+
+/** Parses a scoring request from an already decoded JSON value. */
+export function parseScoringRequest(body: unknown): ScoringRequest {
+  if (!isRecord(body)) {
+    throw invalidInput(`the request must be a JSON object with one of the fields ${SCORING_FORMATS.join(", ")}`);
+  }
+  const present = SCORING_FORMATS.filter((f) => f in body);
+  if (present.length !== 1) {
+    throw invalidInput(
+      `the request must have exactly one of the fields ${SCORING_FORMATS.join(", ")}; it has ${present.length ? present.join(", ") : `only ${Object.keys(body).join(", ") || "no fields"}`}`,
+    );
+  }
+  const format = present[0]!;
+  const value = body[format];
+  const input =
+    format === "dataframe_split"
+      ? parseDataframeSplit(value)
+      : format === "dataframe_records"
+        ? parseDataframeRecords(value)
+        : parseTensors(format, value);
+  const params = body.params;
+  if (params !== undefined && params !== null && !isRecord(params)) throw invalidInput(`"params" must be an object`);
+  return { input, params: (params ?? undefined) as Record<string, unknown> | undefined };
+}
+
+/** Parses a scoring request from JSON text. */
+export function parseScoringJson(text: string): ScoringRequest {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    throw invalidInput(`the request is not valid JSON: ${(error as Error).message}`);
+  }
+  return parseScoringRequest(body);
+}
+
+/**
+ * MLflow's response body: `{"predictions": ...}` holding the one output's value, or
+ * an object of named outputs when the model has several.
+ */
+export function formatPredictions(outputs: ReadonlyArray<readonly [string, unknown]>): { predictions: unknown } {
+  if (outputs.length === 1) return { predictions: outputs[0]![1] };
+  return { predictions: Object.fromEntries(outputs) };
+}

@@ -1,0 +1,122 @@
+import { Worker } from "node:worker_threads";
+import type { LoadedGraph, SessionSettings, WireTensor, WorkerRequest, WorkerResponse } from "./messages.js";
+import { transferListOf } from "./transfer.js";
+
+/** Options of the onnxruntime worker pool. */
+export interface OrtPoolOptions {
+  /** Number of worker threads; each holds one session per loaded model. */
+  workers: number;
+  /** Session settings applied to every model. */
+  settings: SessionSettings;
+}
+
+/** Raised by the pool for anything that went wrong in onnxruntime or a worker. */
+export class RuntimeFailure extends Error {
+  override name = "RuntimeFailure";
+}
+
+/** A pool of worker threads running onnxruntime sessions. */
+export interface OrtPool {
+  /** Number of workers. */
+  readonly size: number;
+  /** Loads a model into every worker; resolves with the graph's inputs and outputs. */
+  load(modelId: string, onnxPath: string): Promise<LoadedGraph>;
+  /** Releases a model's sessions in every worker. */
+  unload(modelId: string): Promise<void>;
+  /** Runs a model once on the least busy worker. Input buffers are transferred: callers must not reuse them. */
+  run(modelId: string, inputs: Record<string, WireTensor>): Promise<Record<string, WireTensor>>;
+  /** Stops all workers; pending calls are rejected. */
+  close(): Promise<void>;
+}
+
+interface Pending {
+  resolve(response: WorkerResponse & { ok: true }): void;
+  reject(error: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+}
+
+// Workers run from the same place as this module: worker.ts under tsx (tests), worker.js once built.
+const workerUrl = new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url);
+
+/**
+ * Creates the pool. A small pool of our own rather than piscina: a model must be
+ * loaded into every worker (piscina has no broadcast), and a crashed worker must be
+ * replaced with the models it held.
+ */
+export function createOrtPool(options: OrtPoolOptions): OrtPool {
+  let nextId = 1;
+  let closing = false;
+  const loaded = new Map<string, string>(); // modelId -> onnxPath, replayed into replacement workers
+  const slots: Slot[] = [];
+
+  function send(slot: Slot, msg: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<WorkerResponse & { ok: true }> {
+    return new Promise((resolve, reject) => {
+      slot.pending.set(msg.id, { resolve, reject });
+      slot.worker.postMessage(msg, transfer);
+    });
+  }
+
+  function spawn(index: number): Slot {
+    const worker = new Worker(workerUrl);
+    const slot: Slot = { worker, pending: new Map() };
+    worker.on("message", (response: WorkerResponse) => {
+      const pending = slot.pending.get(response.id);
+      if (!pending) return;
+      slot.pending.delete(response.id);
+      if (response.ok) pending.resolve(response);
+      else pending.reject(new RuntimeFailure(response.message));
+    });
+    let crash: Error | undefined;
+    worker.on("error", (error) => {
+      crash = error;
+    });
+    worker.on("exit", (code) => {
+      const error = new RuntimeFailure(
+        closing ? "the model server is shutting down" : `onnxruntime worker stopped (exit code ${code}${crash ? `: ${crash.message}` : ""})`,
+      );
+      for (const pending of slot.pending.values()) pending.reject(error);
+      slot.pending.clear();
+      if (closing) return;
+      // Replace the worker and give it every model the pool holds, so later calls succeed.
+      const replacement = spawn(index);
+      slots[index] = replacement;
+      for (const [modelId, onnxPath] of loaded) {
+        void send(replacement, { type: "load", id: nextId++, modelId, onnxPath, settings: options.settings }).catch(() => {});
+      }
+    });
+    return slot;
+  }
+
+  for (let i = 0; i < Math.max(1, options.workers); i++) slots.push(spawn(i));
+
+  return {
+    get size() {
+      return slots.length;
+    },
+    async load(modelId, onnxPath) {
+      const results = await Promise.all(
+        slots.map((slot) => send(slot, { type: "load", id: nextId++, modelId, onnxPath, settings: options.settings })),
+      );
+      loaded.set(modelId, onnxPath);
+      return results[0]!.graph!;
+    },
+    async unload(modelId) {
+      loaded.delete(modelId);
+      await Promise.all(slots.map((slot) => send(slot, { type: "unload", id: nextId++, modelId })));
+    },
+    async run(modelId, inputs) {
+      let slot = slots[0]!;
+      for (const s of slots) if (s.pending.size < slot.pending.size) slot = s;
+      const response = await send(slot, { type: "run", id: nextId++, modelId, inputs }, transferListOf(inputs));
+      return response.outputs!;
+    },
+    async close() {
+      closing = true;
+      await Promise.all(slots.map((slot) => slot.worker.terminate()));
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+
+/** The client connection preface every HTTP/2 connection starts with (RFC 9113, 3.4). */
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+
+/** Timeouts of the inner servers (Fastify does not apply its own with a serverFactory). */
+export interface OnePortOptions {
+  /** How long an idle HTTP/1.1 keep-alive connection stays open. */
+  keepAliveTimeoutMs: number;
+  /** Longest time to receive a whole HTTP/1.1 request. */
+  requestTimeoutMs: number;
+}
+
+/**
+ * One plaintext port for HTTP/2 with prior knowledge (gRPC clients) and HTTP/1.1
+ * (browsers, curl): each connection's first bytes decide which inner server gets it.
+ * Used as Fastify's serverFactory, so both inner servers share Fastify's handler.
+ */
+export function createOnePortServer(handler: Handler, options: OnePortOptions): net.Server {
+  const h1 = http.createServer(handler);
+  h1.keepAliveTimeout = options.keepAliveTimeoutMs;
+  h1.requestTimeout = options.requestTimeoutMs;
+  const h2 = http2.createServer(handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+
+  const server = net.createServer((socket) => {
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, H2_PREFACE.length);
+      const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+      if (isH2 && n < H2_PREFACE.length) return; // a prefix of the preface: wait for more bytes
+      socket.off("data", onData);
+      socket.pause();
+      socket.unshift(head);
+      // http2 reads the unshifted bytes off the socket's buffer by itself; the
+      // HTTP/1.1 server listens for "data", so the paused socket must flow again.
+      if (isH2) {
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume();
+      }
+    };
+    socket.on("data", onData);
+    socket.on("error", () => socket.destroy());
+  });
+
+  // closeIdleConnections() is a no-op on a server that never emitted "listening".
+  server.on("listening", () => h1.emit("listening"));
+  const close = server.close.bind(server);
+  return Object.assign(server, {
+    /** Called by Fastify on close: idle keep-alive sockets would keep the port open. */
+    closeIdleConnections() {
+      h1.closeIdleConnections();
+    },
+    close(callback?: (err?: Error) => void) {
+      // HTTP/2 sessions (idle gRPC channels) get a GOAWAY; in-flight streams finish.
+      for (const session of sessions) session.close();
+      h1.closeIdleConnections();
+      close(callback);
+      return server;
+    },
+  });
+}
