@@ -21,8 +21,8 @@ export interface App {
   close(): Promise<void>;
 }
 
-// The project root: src/ under tsx, dist/src/ once built.
-const projectRoot = new URL(import.meta.url.endsWith(".ts") ? "../" : "../../", import.meta.url);
+// This module runs from dist/src/.
+const projectRoot = new URL("../../", import.meta.url);
 const webDemoPage = new URL("web-demo/index.html", projectRoot);
 
 /**

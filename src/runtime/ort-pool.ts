@@ -39,8 +39,7 @@ interface Slot {
   pending: Map<number, Pending>;
 }
 
-// Workers run from the same place as this module: worker.ts under tsx (tests), worker.js once built.
-const workerUrl = new URL(import.meta.url.endsWith(".ts") ? "./worker.ts" : "./worker.js", import.meta.url);
+const workerUrl = new URL("./worker.js", import.meta.url);
 
 /**
  * Creates the pool. A small pool of our own rather than piscina: a model must be

@@ -1,0 +1,27 @@
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+
+/**
+ * Whether an outside tool the test needs is here. Absent, the test is skipped with a
+ * printed reason, except under CI=true where .ci/run must have installed it: there
+ * the absence fails the suite.
+ */
+export function toolSkip(name: string, present: boolean, install: string): string | false {
+  if (present) return false;
+  const reason = `${name} is not installed (${install})`;
+  if (process.env.CI === "true") throw new Error(`CI=true but ${reason}`);
+  process.stdout.write(`# skipping: ${reason}\n`);
+  return reason;
+}
+
+/** Debian's python3 (the python3 on PATH may be another interpreter without Debian's modules). */
+export const DEBIAN_PYTHON = "/usr/bin/python3";
+
+export function pythonHas(module: string): boolean {
+  if (!existsSync(DEBIAN_PYTHON)) return false;
+  return spawnSync(DEBIAN_PYTHON, ["-c", `import ${module}`]).status === 0;
+}
+
+export function commandExists(command: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
+}
