@@ -5,11 +5,13 @@ import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { type ServerConfig } from "./config.js";
 import { createInferenceService, type InferenceService } from "./core/inference-service.js";
 import { createErrorInterceptor } from "./fronts/error-interceptor.js";
+import { applyWireErrorFixes } from "./fronts/wire-error-fixes.js";
 import { healthRoutes } from "./fronts/mlflow-rest/health-routes.js";
 import { MLflow, createSeedService } from "./fronts/seed/seed-service.js";
 import { readModelDirectory } from "./mlflow/model-directory.js";
 import { createOrtPool } from "./runtime/ort-pool.js";
 import { createOnePortServer } from "./server/one-port.js";
+import { finishUnreadRequestBody } from "./server/unread-request-body.js";
 
 /** A built server, models loaded, not yet listening. */
 export interface App {
@@ -48,12 +50,16 @@ export async function build(config: ServerConfig): Promise<App> {
     // Fastify types a serverFactory as an http.Server; ours is a net.Server that
     // hands connections to inner HTTP/1.1 and HTTP/2 servers (see one-port.ts).
     serverFactory: (handler) =>
-      createOnePortServer(handler, { keepAliveTimeoutMs: 65_000, requestTimeoutMs: 300_000 }) as unknown as http.Server,
+      createOnePortServer(handler, { keepAliveTimeoutMs: 65_000, requestTimeoutMs: 300_000, closeGraceMs: 10_000 }) as unknown as http.Server,
   });
   fastify.addHook("onClose", async () => pool.close());
+  fastify.addHook("onRequest", finishUnreadRequestBody);
 
   await fastify.register(fastifyConnectPlugin, {
-    routes: (router) => router.service(MLflow, createSeedService(core)),
+    routes: (router) => {
+      router.service(MLflow, createSeedService(core));
+      applyWireErrorFixes(router);
+    },
     interceptors: [createErrorInterceptor((err, msg) => fastify.log.error({ err }, msg))],
     readMaxBytes: config.maxMessageBytes,
   });

@@ -97,6 +97,11 @@ export function bindScoringInput(model: ServedModel, input: ScoringInput): Recor
       const byColumn = model.source.signature?.inputs?.kind === "columns" && names.some((n) => !model.inputs.some((g) => g.name === n));
       if (byColumn) {
         // Named values of a column-based model are columns: {"col": [v1, v2, ...]}.
+        const known = expectedColumns(model).map((c) => c.name);
+        const unknown = names.find((n) => !known.includes(n));
+        if (unknown !== undefined) {
+          throw invalidInput(`model "${model.name}" has no input "${unknown}" (its columns: ${known.join(", ")})`);
+        }
         const columns = names.map((n) => {
           const v = input.tensors[n];
           return Array.isArray(v) ? v : [v];

@@ -17,11 +17,13 @@ export function validateInputs(model: ServedModel, inputs: Record<string, Tensor
     const t = inputs[g.name];
     if (!t) throw invalidInput(`missing input "${g.name}": model "${model.name}" needs ${model.inputs.map((i) => i.name).join(", ")}`);
     if (t.dtype !== g.dtype) throw invalidInput(`input "${g.name}" expects dtype ${g.dtype}, got ${t.dtype}`);
+    if (t.data.length === 0 || elementCount(t.shape) === 0) {
+      throw invalidInput(`input "${g.name}" is empty (shape ${formatShape(t.shape)})`);
+    }
     const fits = t.shape.length === g.shape.length && g.shape.every((d, i) => d === -1 || d === t.shape[i]);
     if (!fits) throw invalidInput(`input "${g.name}" expects shape ${formatShape(g.shape)}, got ${formatShape(t.shape)}`);
     if (t.data.length !== elementCount(t.shape)) {
       throw invalidInput(`input "${g.name}" has ${t.data.length} values for shape ${formatShape(t.shape)}`);
     }
-    if (t.data.length === 0) throw invalidInput(`input "${g.name}" is empty (shape ${formatShape(t.shape)})`);
   }
 }

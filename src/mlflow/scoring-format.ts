@@ -101,6 +101,9 @@ export function parseScoringRequest(body: unknown): ScoringRequest {
 
 /** Parses a scoring request from JSON text. */
 export function parseScoringJson(text: string): ScoringRequest {
+  if (text.trim() === "") {
+    throw invalidInput(`the request is empty: send a JSON object with one of the fields ${SCORING_FORMATS.join(", ")}`);
+  }
   let body: unknown;
   try {
     body = JSON.parse(text);

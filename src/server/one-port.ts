@@ -13,18 +13,53 @@ export interface OnePortOptions {
   keepAliveTimeoutMs: number;
   /** Longest time to receive a whole HTTP/1.1 request. */
   requestTimeoutMs: number;
+  /** After close(), how long in-flight requests may take before every connection is destroyed. */
+  closeGraceMs: number;
 }
 
 /**
  * One plaintext port for HTTP/2 with prior knowledge (gRPC clients) and HTTP/1.1
  * (browsers, curl): each connection's first bytes decide which inner server gets it.
  * Used as Fastify's serverFactory, so both inner servers share Fastify's handler.
+ *
+ * close() stops accepting, lets in-flight requests finish (up to closeGraceMs), then
+ * destroys what is left: idle keep-alive sockets and HTTP/2 sessions (a client may
+ * keep those open forever, and a stream whose request body was never read stays
+ * half-open), so Fastify's close() does not hang on them.
  */
 export function createOnePortServer(handler: Handler, options: OnePortOptions): net.Server {
-  const h1 = http.createServer(handler);
+  const sockets = new Set<net.Socket>();
+  let inFlight = 0;
+  let closing = false;
+
+  const destroyAll = (): void => {
+    for (const socket of sockets) socket.destroy();
+  };
+  const track = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
+    inFlight++;
+    let done = false;
+    const finished = (): void => {
+      if (done) return;
+      done = true;
+      inFlight--;
+      if (closing && inFlight === 0) setImmediate(destroyAll); // let the last bytes go out first
+    };
+    // An HTTP/2 response's "finish" waits for the whole stream to close; the stream's
+    // own "finish" marks the answer as written.
+    ("stream" in req ? req.stream : res).once("finish", finished);
+    res.once("close", finished);
+  };
+
+  const h1 = http.createServer((req, res) => {
+    track(req, res);
+    handler(req, res);
+  });
   h1.keepAliveTimeout = options.keepAliveTimeoutMs;
   h1.requestTimeout = options.requestTimeoutMs;
-  const h2 = http2.createServer(handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const h2 = http2.createServer((req, res) => {
+    track(req, res);
+    handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
+  });
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
     sessions.add(session);
@@ -32,6 +67,8 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
   });
 
   const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       head = Buffer.concat([head, chunk]);
@@ -63,10 +100,13 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
       h1.closeIdleConnections();
     },
     close(callback?: (err?: Error) => void) {
-      // HTTP/2 sessions (idle gRPC channels) get a GOAWAY; in-flight streams finish.
+      closing = true;
+      // GOAWAY to HTTP/2 clients (idle gRPC channels): no new streams on this connection.
       for (const session of sessions) session.close();
       h1.closeIdleConnections();
       close(callback);
+      if (inFlight === 0) setImmediate(destroyAll);
+      setTimeout(destroyAll, options.closeGraceMs).unref();
       return server;
     },
   });
