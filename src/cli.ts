@@ -69,7 +69,7 @@ program
   .argument("<MODEL_URI>", "MLflow model directory with an onnx flavor in its MLmodel file")
   .addOption(new Option("-p, --port <n>", "TCP port for every protocol (0 picks a free one)").default(DEFAULT_PORT).argParser(integer(0, 65535)))
   .addOption(new Option("-H, --host <host>", "interface to listen on; 0.0.0.0 exposes the server to the network").default(DEFAULT_HOST))
-  .addOption(new Option("-w, --workers <n>", "onnxruntime worker threads (default: one per core)").default(defaultWorkers(), String(defaultWorkers())).argParser(integer(1, 256)))
+  .addOption(new Option("-w, --workers <n>", "onnxruntime worker threads, one model session each").default(defaultWorkers(), `${defaultWorkers()}, one per core`).argParser(integer(1, 256)))
   .addOption(
     new Option("--max-message-bytes <n>", "largest request message accepted, in bytes")
       .default(DEFAULT_MAX_MESSAGE_BYTES)

@@ -85,7 +85,7 @@ export async function readModelDirectory(uri: string): Promise<MlflowModel> {
     if (typeof parsed !== "object" || parsed === null) throw new Error("expected a YAML mapping");
     mlmodel = parsed as Record<string, unknown>;
   } catch (error) {
-    throw new ModelLoadError(`cannot parse "${mlmodelPath}": ${(error as Error).message.split("\n")[0]}`);
+    throw new ModelLoadError(`cannot parse "${mlmodelPath}": ${(error as Error).message.split("\n")[0]!.replace(/:$/, "")}`);
   }
 
   const flavorsSection = (mlmodel.flavors ?? {}) as Record<string, unknown>;

@@ -1,0 +1,41 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { GREETER, IRIS, ROOT, type RunningServer, startServer } from "../helpers/server.js";
+import { commandExists, toolSkip } from "../helpers/tools.js";
+
+const exec = promisify(execFile);
+
+/** Every ```sh example block of the README with the ```json block that follows it. */
+function examples(): Array<{ command: string; expected: string }> {
+  const readme = readFileSync(`${ROOT}README.md`, "utf8");
+  const found: Array<{ command: string; expected: string }> = [];
+  const pattern = /```sh example\n([\s\S]*?)```\s*```json\n([\s\S]*?)```/g;
+  for (let m = pattern.exec(readme); m; m = pattern.exec(readme)) found.push({ command: m[1]!, expected: m[2]! });
+  return found;
+}
+
+describe("README examples work as written", () => {
+  // The README talks to `npm start` (iris on 50051) and the greeter on 50052; here
+  // both run on free ports and the commands are pointed at them.
+  let iris: RunningServer;
+  let greeter: RunningServer;
+  before(async () => {
+    [iris, greeter] = await Promise.all([startServer([IRIS]), startServer([GREETER])]);
+  });
+  after(() => Promise.all([iris.close(), greeter.close()]));
+
+  const list = examples();
+  it("has examples", () => assert.ok(list.length >= 6, `${list.length} examples`));
+
+  for (const { command, expected } of list) {
+    it(command.split("\n")[0]!.slice(0, 80), async (t) => {
+      if (toolSkip("curl", commandExists("curl"), "apt-get install -y curl")) return t.skip("curl missing");
+      const script = command.replaceAll(":50051/", `:${iris.port}/`).replaceAll(":50052/", `:${greeter.port}/`);
+      const { stdout } = await exec("sh", ["-c", script], { cwd: ROOT, timeout: 60_000 });
+      assert.deepEqual(JSON.parse(stdout), JSON.parse(expected));
+    });
+  }
+});

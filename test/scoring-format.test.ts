@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { InferenceError } from "../src/core/errors.js";
+import { formatPredictions, parseScoringJson, parseScoringRequest } from "../src/mlflow/scoring-format.js";
+
+function refusal(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof InferenceError && error.kind === "invalid_input");
+    return error.message;
+  }
+  assert.fail("no error");
+}
+
+describe("parseScoringRequest()", () => {
+  it("reads dataframe_split with and without columns", () => {
+    assert.deepEqual(parseScoringRequest({ dataframe_split: { columns: ["a", "b"], data: [[1, 2]] } }).input, {
+      kind: "dataframe",
+      columns: ["a", "b"],
+      rows: [[1, 2]],
+    });
+    assert.deepEqual(parseScoringRequest({ dataframe_split: { data: [[1, 2]] } }).input, { kind: "dataframe", columns: undefined, rows: [[1, 2]] });
+  });
+
+  it("reads dataframe_records, a missing value being null as in pandas", () => {
+    assert.deepEqual(parseScoringRequest({ dataframe_records: [{ a: 1, b: 2 }, { a: 3 }] }).input, {
+      kind: "dataframe",
+      columns: ["a", "b"],
+      rows: [[1, 2], [3, null]],
+    });
+  });
+
+  it("reads inputs as one tensor or named tensors, and instances of dicts as named tensors", () => {
+    assert.deepEqual(parseScoringRequest({ inputs: [[1, 2]] }).input, { kind: "tensor", value: [[1, 2]] });
+    assert.deepEqual(parseScoringRequest({ inputs: { x: [1], y: ["a"] } }).input, { kind: "named", tensors: { x: [1], y: ["a"] } });
+    assert.deepEqual(parseScoringRequest({ instances: [{ x: 1, y: "a" }, { x: 2, y: "b" }] }).input, {
+      kind: "named",
+      tensors: { x: [1, 2], y: ["a", "b"] },
+    });
+    assert.deepEqual(parseScoringRequest({ instances: [1, 2] }).input, { kind: "tensor", value: [1, 2] });
+  });
+
+  it("passes params through and refuses params that are not an object", () => {
+    assert.deepEqual(parseScoringRequest({ inputs: [1], params: { k: 3 } }).params, { k: 3 });
+    assert.match(refusal(() => parseScoringRequest({ inputs: [1], params: [3] })), /"params" must be an object/);
+  });
+
+  it("refuses malformed bodies with messages that say what is wrong", () => {
+    assert.match(refusal(() => parseScoringJson("{")), /not valid JSON/);
+    assert.match(refusal(() => parseScoringJson("  ")), /the request is empty/);
+    assert.match(refusal(() => parseScoringRequest({})), /exactly one of the fields .*; it has only no fields/);
+    assert.match(refusal(() => parseScoringRequest({ dataframe_split: { data: [[1, 2]], columns: ["a"] } })), /data\[0\]" has 2 values for 1 columns/);
+    assert.match(refusal(() => parseScoringRequest({ dataframe_records: [1] })), /dataframe_records\[0\]" must be an object/);
+    assert.match(refusal(() => parseScoringRequest({ instances: [{ x: 1 }, { y: 2 }] })), /instances\[1\]" has "y"/);
+    assert.match(refusal(() => parseScoringRequest({ inputs: "x" })), /"inputs" must be a list/);
+  });
+});
+
+describe("formatPredictions()", () => {
+  it("answers one output as its value and several as an object, as MLflow does", () => {
+    assert.deepEqual(formatPredictions([["label", [1, 2]]]), { predictions: [1, 2] });
+    assert.deepEqual(formatPredictions([["label", [1]], ["probabilities", [[0.5, 0.5]]]]), {
+      predictions: { label: [1], probabilities: [[0.5, 0.5]] },
+    });
+  });
+});
