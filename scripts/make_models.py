@@ -69,7 +69,7 @@ def save_onnx(graph, path, opsets=None):
     return model
 
 
-def mlmodel_yaml(signature=None, example=None, flavors=None):
+def mlmodel_yaml(signature=None, example=None, flavors=None, params=None):
     """The MLmodel file as mlflow.onnx.save_model writes it (MLflow 2.x)."""
     if flavors is None:
         flavors = """  onnx:
@@ -96,16 +96,16 @@ def mlmodel_yaml(signature=None, example=None, flavors=None):
         text += "signature:\n"
         for key in ("inputs", "outputs"):
             text += f"  {key}: '{json.dumps(signature[key])}'\n"
-        text += "  params: null\n"
+        text += f"  params: '{json.dumps(params)}'\n" if params else "  params: null\n"
     text += "utc_time_created: '2026-11-28 00:00:00.000000'\n"
     return text
 
 
-def write_model_dir(path, model_bytes_or_graph, signature=None, example=None, example_json=None, flavors=None):
+def write_model_dir(path, model_bytes_or_graph, signature=None, example=None, example_json=None, flavors=None, params=None):
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path)
     with open(os.path.join(path, "MLmodel"), "w") as f:
-        f.write(mlmodel_yaml(signature, example, flavors))
+        f.write(mlmodel_yaml(signature, example, flavors, params))
     with open(os.path.join(path, "conda.yaml"), "w") as f:
         f.write(CONDA_YAML)
     if example_json is not None:
@@ -214,6 +214,92 @@ def make_greeter():
     return {"texts": texts, "labels": [GREETER_LABELS.get(t.lower(), GREETER_DEFAULT) for t in texts]}
 
 
+def make_multi():
+    """Several named inputs and outputs, float64 and int64, a tensor signature and a
+    params schema: sum = a.sum(axis=1) + b, doubled = 2 * b."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["a", "axes"], ["row_sum"], keepdims=0),
+            helper.make_node("Cast", ["b"], ["b_double"], to=TensorProto.DOUBLE),
+            helper.make_node("Add", ["row_sum", "b_double"], ["sum"]),
+            helper.make_node("Mul", ["b", "two"], ["doubled"]),
+        ],
+        "multi",
+        [
+            helper.make_tensor_value_info("a", TensorProto.DOUBLE, ["batch", 2]),
+            helper.make_tensor_value_info("b", TensorProto.INT64, ["batch"]),
+        ],
+        [
+            helper.make_tensor_value_info("sum", TensorProto.DOUBLE, ["batch"]),
+            helper.make_tensor_value_info("doubled", TensorProto.INT64, ["batch"]),
+        ],
+        initializer=[
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
+            numpy_helper.from_array(np.array(2, dtype=np.int64), "two"),
+        ],
+    )
+    signature = {
+        "inputs": [
+            {"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 2]}, "name": "a"},
+            {"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}, "name": "b"},
+        ],
+        "outputs": [
+            {"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1]}, "name": "sum"},
+            {"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}, "name": "doubled"},
+        ],
+    }
+    params = [
+        {"name": "scale", "type": "double", "default": 1.0, "shape": None},
+        {"name": "tags", "type": "string", "default": ["x"], "shape": [-1]},
+    ]
+    write_model_dir(
+        os.path.join(FIXTURES, "multi"),
+        (graph, [opset()]),
+        signature,
+        {"artifact_path": "input_example.json", "type": "json_object"},
+        {"inputs": {"a": [[1.0, 2.0]], "b": [3]}},
+        params=params,
+    )
+    a = np.array([[1.0, 2.0], [0.5, -4.25], [1e10, 3.0]])
+    b = np.array([3, -7, 9007199254740000], dtype=np.int64)
+    return {"a": a.tolist(), "b": b.tolist(), "sum": (a.sum(axis=1) + b).tolist(), "doubled": (2 * b).tolist()}
+
+
+def make_tabular():
+    """A column-based signature with one graph input per column: y = x * n. The
+    optional "comment" column is checked but not fed to the graph."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["n"], ["n_double"], to=TensorProto.DOUBLE),
+            helper.make_node("Mul", ["x", "n_double"], ["y"]),
+        ],
+        "tabular",
+        [
+            helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["batch"]),
+            helper.make_tensor_value_info("n", TensorProto.INT64, ["batch"]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["batch"])],
+    )
+    signature = {
+        "inputs": [
+            {"type": "double", "name": "x", "required": True},
+            {"type": "long", "name": "n", "required": True},
+            {"type": "string", "name": "comment", "required": False},
+        ],
+        "outputs": [{"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1]}, "name": "y"}],
+    }
+    write_model_dir(
+        os.path.join(FIXTURES, "tabular"),
+        (graph, [opset()]),
+        signature,
+        {"artifact_path": "input_example.json", "pandas_orient": "split", "type": "dataframe"},
+        {"columns": ["x", "n"], "data": [[1.5, 2], [2.0, 3]]},
+    )
+    x = np.array([1.5, 2.0, -0.25])
+    n = np.array([2, 3, 8], dtype=np.int64)
+    return {"x": x.tolist(), "n": n.tolist(), "y": (x * n).tolist()}
+
+
 def make_slow():
     """A model whose run time the caller chooses: an n x n matrix of ones squared
     and summed (n^3 multiply-adds). Used to prove the event loop stays free."""
@@ -262,7 +348,7 @@ def make_broken():
 def main():
     os.makedirs(MODELS, exist_ok=True)
     os.makedirs(FIXTURES, exist_ok=True)
-    reference = {"iris": make_iris(), "greeter": make_greeter()}
+    reference = {"iris": make_iris(), "greeter": make_greeter(), "multi": make_multi(), "tabular": make_tabular()}
     make_slow()
     make_broken()
     with open(os.path.join(FIXTURES, "reference.json"), "w") as f:

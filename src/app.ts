@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import type http from "node:http";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
@@ -6,7 +7,8 @@ import { type ServerConfig } from "./config.js";
 import { createInferenceService, type InferenceService } from "./core/inference-service.js";
 import { createErrorInterceptor } from "./fronts/error-interceptor.js";
 import { applyWireErrorFixes } from "./fronts/wire-error-fixes.js";
-import { healthRoutes } from "./fronts/mlflow-rest/health-routes.js";
+import { mlflowRestRoutes } from "./fronts/mlflow-rest/mlflow-rest-routes.js";
+import { ModelService, createModelService } from "./fronts/serving-v1/model-service.js";
 import { MLflow, createSeedService } from "./fronts/seed/seed-service.js";
 import { readModelDirectory } from "./mlflow/model-directory.js";
 import { createOrtPool } from "./runtime/ort-pool.js";
@@ -26,6 +28,7 @@ export interface App {
 // This module runs from dist/src/.
 const projectRoot = new URL("../../", import.meta.url);
 const webDemoPage = new URL("web-demo/index.html", projectRoot);
+const packageVersion = (JSON.parse(readFileSync(new URL("package.json", projectRoot), "utf8")) as { version: string }).version;
 
 /**
  * The composition root: loads the models into a worker pool, then mounts every
@@ -58,12 +61,18 @@ export async function build(config: ServerConfig): Promise<App> {
   await fastify.register(fastifyConnectPlugin, {
     routes: (router) => {
       router.service(MLflow, createSeedService(core));
+      router.service(ModelService, createModelService(core));
       applyWireErrorFixes(router);
     },
     interceptors: [createErrorInterceptor((err, msg) => fastify.log.error({ err }, msg))],
     readMaxBytes: config.maxMessageBytes,
   });
-  await fastify.register(healthRoutes, { core });
+  await fastify.register(mlflowRestRoutes, {
+    core,
+    version: packageVersion,
+    bodyLimit: config.maxMessageBytes,
+    logError: (err, msg) => fastify.log.error({ err }, msg),
+  });
   const page = await readFile(webDemoPage, "utf8");
   fastify.get("/", async (_req, reply) => reply.type("text/html; charset=utf-8").send(page));
 

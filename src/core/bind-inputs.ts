@@ -1,22 +1,12 @@
 import type { ScoringInput } from "../mlflow/scoring-format.js";
+import { castTensor } from "./casting.js";
 import { invalidInput } from "./errors.js";
-import { type GraphTensorInfo, type ServedModel, columnDType } from "./served-model.js";
-import { type DType, type Tensor, tensorFromJson } from "./tensor.js";
-
-/** A column the model expects, with the dtype its values must fit. */
-interface ExpectedColumn {
-  name: string;
-  dtype: DType;
-  required: boolean;
-}
+import type { GraphTensorInfo, InputSpec, ServedModel } from "./served-model.js";
+import { type Tensor, formatShape, tensorFromJson, tensorToJson } from "./tensor.js";
 
 /** The model's columns: the signature's column specs, else one column per graph input. */
-function expectedColumns(model: ServedModel): ExpectedColumn[] {
-  const schema = model.source.signature?.inputs;
-  if (schema?.kind === "columns") {
-    return schema.columns.map((c, i) => ({ name: c.name ?? String(i), dtype: columnDType(c.type), required: c.required }));
-  }
-  return model.inputs.map((g) => ({ name: g.name, dtype: g.dtype, required: true }));
+function expectedColumns(model: ServedModel): readonly InputSpec[] {
+  return model.schemaKind === "columns" ? model.inputSpecs : model.inputs.map((g) => ({ ...g, required: true }));
 }
 
 function graphInput(model: ServedModel, name: string): GraphTensorInfo {
@@ -38,7 +28,7 @@ function fitRank(tensor: Tensor, input: GraphTensorInfo): Tensor {
  * input fed by all columns in signature order, or one input per column by name.
  * Every column's values are checked against its declared type first.
  */
-function bindColumns(model: ServedModel, names: string[] | undefined, rows: unknown[][]): Record<string, Tensor> {
+function bindColumns(model: ServedModel, names: string[] | undefined, rows: unknown[][], textCells = false): Record<string, Tensor> {
   if (rows.length === 0) throw invalidInput("the input has no rows");
   const expected = expectedColumns(model);
   const list = expected.map((c) => c.name).join(", ");
@@ -57,6 +47,7 @@ function bindColumns(model: ServedModel, names: string[] | undefined, rows: unkn
     positions = expected.map((_, i) => i);
   }
   const present = expected.flatMap((c, i) => (positions[i] === undefined ? [] : [{ column: c, at: positions[i]! }]));
+  if (textCells) rows = rows.map((row) => typeCsvCells(row, present));
   for (const { column, at } of present) {
     tensorFromJson(column.name, rows.map((r) => r[at]), column.dtype); // type check, named after the column
   }
@@ -68,10 +59,70 @@ function bindColumns(model: ServedModel, names: string[] | undefined, rows: unkn
   }
   const tensors: Record<string, Tensor> = {};
   for (const { column, at } of present) {
+    // An optional column the graph has no input for is checked above and dropped.
+    if (!column.required && !model.inputs.some((g) => g.name === column.name)) continue;
     const input = graphInput(model, column.name);
     tensors[input.name] = fitRank(tensorFromJson(input.name, rows.map((r) => r[at]), input.dtype), input);
   }
   return tensors;
+}
+
+/** CSV cells are text: read them as the column's type, as pandas would ("" is a missing value). */
+function typeCsvCells(row: unknown[], present: ReadonlyArray<{ column: InputSpec; at: number }>): unknown[] {
+  const typed = [...row];
+  for (const { column, at } of present) {
+    const cell = row[at];
+    if (typeof cell !== "string" || column.dtype === "string") continue;
+    if (cell.trim() === "") typed[at] = null;
+    else if (column.dtype === "bool") typed[at] = /^true$/i.test(cell) ? true : /^false$/i.test(cell) ? false : cell;
+    else if (Number.isFinite(Number(cell))) typed[at] = Number(cell);
+  }
+  return typed;
+}
+
+/** Whether named values address a column-based model by column names rather than by graph inputs. */
+function byColumnNames(model: ServedModel, names: string[]): boolean {
+  return model.schemaKind === "columns" && names.some((n) => !model.inputs.some((g) => g.name === n));
+}
+
+function refuseUnknownColumns(model: ServedModel, names: string[]): void {
+  const known = model.inputSpecs.map((c) => c.name);
+  const unknown = names.find((n) => !known.includes(n));
+  if (unknown !== undefined) throw invalidInput(`model "${model.name}" has no input "${unknown}" (its columns: ${known.join(", ")})`);
+}
+
+/**
+ * Converts typed tensors (the typed API) into the graph's input tensors. Tensors
+ * named after graph inputs are cast to the graph's dtype where MLflow allows it
+ * (integers into floats, widening); for a column-based model, 1-D tensors named
+ * after columns are checked against the column types and fed like table columns.
+ */
+export function bindTensors(model: ServedModel, tensors: Record<string, Tensor>): Record<string, Tensor> {
+  const names = Object.keys(tensors);
+  if (names.length === 0) throw invalidInput("the request has no input tensors");
+  if (byColumnNames(model, names)) {
+    refuseUnknownColumns(model, names);
+    const columns = names.map((name) => {
+      const t = tensors[name]!;
+      if (t.shape.length > 2 || (t.shape.length === 2 && t.shape[1] !== 1)) {
+        throw invalidInput(`column "${name}" must be a 1-D tensor of rows, got shape ${formatShape(t.shape)}`);
+      }
+      const spec = model.inputSpecs.find((c) => c.name === name)!;
+      castTensor(name, t, spec.dtype); // refuses what MLflow refuses, e.g. float into a long column
+      return tensorToJson({ ...t, shape: [t.data.length] }) as unknown[];
+    });
+    const count = columns[0]!.length;
+    if (columns.some((c) => c.length !== count)) throw invalidInput("columns have different numbers of rows");
+    return bindColumns(model, names, Array.from({ length: count }, (_, r) => columns.map((c) => c[r])));
+  }
+  const bound: Record<string, Tensor> = {};
+  for (const name of names) {
+    const g = graphInput(model, name);
+    const spec = model.schemaKind === "tensors" ? model.inputSpecs.find((s) => s.name === name) : undefined;
+    const t = spec ? castTensor(name, tensors[name]!, spec.dtype) : tensors[name]!;
+    bound[name] = castTensor(name, t, g.dtype);
+  }
+  return bound;
 }
 
 /**
@@ -81,7 +132,7 @@ function bindColumns(model: ServedModel, names: string[] | undefined, rows: unkn
 export function bindScoringInput(model: ServedModel, input: ScoringInput): Record<string, Tensor> {
   switch (input.kind) {
     case "dataframe":
-      return bindColumns(model, input.columns, input.rows);
+      return bindColumns(model, input.columns, input.rows, input.textCells);
     case "tensor": {
       if (model.inputs.length !== 1) {
         throw invalidInput(
@@ -94,14 +145,9 @@ export function bindScoringInput(model: ServedModel, input: ScoringInput): Recor
     case "named": {
       const names = Object.keys(input.tensors);
       if (names.length === 0) throw invalidInput("the input has no tensors");
-      const byColumn = model.source.signature?.inputs?.kind === "columns" && names.some((n) => !model.inputs.some((g) => g.name === n));
-      if (byColumn) {
+      if (byColumnNames(model, names)) {
         // Named values of a column-based model are columns: {"col": [v1, v2, ...]}.
-        const known = expectedColumns(model).map((c) => c.name);
-        const unknown = names.find((n) => !known.includes(n));
-        if (unknown !== undefined) {
-          throw invalidInput(`model "${model.name}" has no input "${unknown}" (its columns: ${known.join(", ")})`);
-        }
+        refuseUnknownColumns(model, names);
         const columns = names.map((n) => {
           const v = input.tensors[n];
           return Array.isArray(v) ? v : [v];

@@ -22,10 +22,21 @@ export class InferenceError extends Error {
   constructor(
     readonly kind: ErrorKind,
     message: string,
-    options?: { cause?: unknown },
+    options?: {
+      cause?: unknown;
+      /**
+       * For invalid_input: "malformed" when the request itself cannot be read (MLflow
+       * answers BAD_REQUEST), "schema" when it does not fit the model's signature
+       * (INVALID_PARAMETER_VALUE). Default "schema".
+       */
+      reason?: "malformed" | "schema";
+    },
   ) {
     super(message, options);
+    this.reason = options?.reason ?? "schema";
   }
+
+  readonly reason: "malformed" | "schema";
 
   /** Wraps anything caught into an InferenceError; unknown errors become internal. */
   static from(error: unknown): InferenceError {
@@ -34,7 +45,12 @@ export class InferenceError extends Error {
   }
 }
 
-/** Shorthand for the most common refusal: the client's input is wrong. */
+/** The input does not fit the model: a missing input, a wrong dtype or shape, a bad param. */
 export function invalidInput(message: string): InferenceError {
   return new InferenceError("invalid_input", message);
+}
+
+/** The request cannot be read at all: not JSON, not a scoring format, bad CSV. */
+export function malformedRequest(message: string): InferenceError {
+  return new InferenceError("invalid_input", message, { reason: "malformed" });
 }

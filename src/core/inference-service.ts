@@ -2,7 +2,9 @@ import { ModelLoadError, type MlflowModel } from "../mlflow/model-directory.js";
 import type { GraphValueInfo, WireTensor } from "../runtime/messages.js";
 import type { OrtPool } from "../runtime/ort-pool.js";
 import { InferenceError } from "./errors.js";
-import { type GraphTensorInfo, type ServedModel, isDType } from "./served-model.js";
+import { readOnnxInfo } from "../mlflow/onnx-info.js";
+import { resolveParams } from "./params.js";
+import { type GraphTensorInfo, type ServedModel, describeInputs, isDType } from "./served-model.js";
 import type { Tensor } from "./tensor.js";
 import { validateInputs } from "./validate-inputs.js";
 
@@ -10,12 +12,15 @@ import { validateInputs } from "./validate-inputs.js";
 export interface InferenceRequest {
   /** Model name; the default model when undefined. */
   model?: string;
-  /** Named input tensors. Their buffers are handed to a worker: callers must not reuse them. */
+  /** Named input tensors of the graph. Their buffers are handed to a worker: callers must not reuse them. */
   inputs: Record<string, Tensor>;
+  /** MLflow params, checked against the signature's params schema. */
+  params?: Record<string, unknown>;
 }
 
 export interface InferenceResponse {
   model: string;
+  version: string;
   /** Output tensors in the graph's output order. */
   outputs: Array<readonly [string, Tensor]>;
 }
@@ -58,11 +63,17 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
       } catch (error) {
         throw new ModelLoadError(`cannot load the ONNX model "${source.onnxPath}": ${(error as Error).message}`);
       }
+      const inputs = graph.inputs.map((i) => toGraphInfo(source.name, "input", i));
+      const { kind, specs } = describeInputs(source, inputs);
       const model: ServedModel = {
         name: source.name,
+        version: "",
         source,
-        inputs: graph.inputs.map((i) => toGraphInfo(source.name, "input", i)),
+        onnx: await readOnnxInfo(source.onnxPath),
+        inputs,
         outputs: graph.outputs.map((o) => toGraphInfo(source.name, "output", o)),
+        schemaKind: kind,
+        inputSpecs: specs,
       };
       served.set(model.name, model);
       return model;
@@ -83,6 +94,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
     async infer(request) {
       const model = this.model(request.model);
       validateInputs(model, request.inputs);
+      resolveParams(model.source.signature?.params, request.params); // ONNX sessions take no params: checked only
       let outputs: Record<string, WireTensor>;
       try {
         outputs = await deps.pool.run(model.name, request.inputs);
@@ -91,6 +103,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
       }
       return {
         model: model.name,
+        version: model.version,
         outputs: model.outputs.map((o) => [o.name, outputs[o.name] as Tensor] as const),
       };
     },

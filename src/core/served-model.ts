@@ -1,4 +1,5 @@
-import type { MlflowModel } from "../mlflow/model-directory.js";
+import { type MlflowModel, ModelLoadError } from "../mlflow/model-directory.js";
+import type { OnnxInfo } from "../mlflow/onnx-info.js";
 import type { ColumnType } from "../mlflow/signature.js";
 import { DTYPES, type DType } from "./tensor.js";
 
@@ -10,12 +11,33 @@ export interface GraphTensorInfo {
   shape: readonly number[];
 }
 
+/** An input as clients address it: a signature column, a signature tensor, or a graph input. */
+export interface InputSpec {
+  name: string;
+  dtype: DType;
+  /** -1 marks a free dimension; a column is [-1]. */
+  shape: readonly number[];
+  required: boolean;
+  /** The MLflow column type, for column-based signatures. */
+  columnType?: ColumnType;
+}
+
+/** How the model's inputs are declared: MLmodel signature columns or tensors, or only the graph. */
+export type SchemaKind = "columns" | "tensors" | "none";
+
 /** A model the core can run: the MLflow directory plus what onnxruntime reported of its graph. */
 export interface ServedModel {
   name: string;
+  /** Version label; "" until model repositories bring versions. */
+  version: string;
   source: MlflowModel;
+  onnx: OnnxInfo;
+  /** The graph's inputs and outputs, as onnxruntime runs them. */
   inputs: readonly GraphTensorInfo[];
   outputs: readonly GraphTensorInfo[];
+  schemaKind: SchemaKind;
+  /** The inputs clients address (signature first, else the graph's). */
+  inputSpecs: readonly InputSpec[];
 }
 
 /** Whether a string names one of our dtypes. */
@@ -41,6 +63,42 @@ export function columnDType(type: ColumnType): DType {
     case "datetime":
       return "string";
   }
+}
+
+/** Our dtype for a numpy dtype name as MLflow tensor specs write it. */
+function tensorSpecDType(model: string, numpyName: string): DType {
+  if (["str", "object", "bytes", "string"].includes(numpyName) || /^[<>|]?[USO]\d*$/.test(numpyName)) return "string";
+  if (isDType(numpyName)) return numpyName;
+  throw new ModelLoadError(`model "${model}": unsupported tensor dtype "${numpyName}" in its signature`);
+}
+
+/** The inputs clients address: from the signature when MLmodel has one, else the graph's. */
+export function describeInputs(source: MlflowModel, graph: readonly GraphTensorInfo[]): { kind: SchemaKind; specs: InputSpec[] } {
+  const schema = source.signature?.inputs;
+  if (schema?.kind === "columns") {
+    return {
+      kind: "columns",
+      specs: schema.columns.map((c, i) => ({
+        name: c.name ?? String(i),
+        dtype: columnDType(c.type),
+        shape: [-1],
+        required: c.required,
+        columnType: c.type,
+      })),
+    };
+  }
+  if (schema?.kind === "tensors") {
+    return {
+      kind: "tensors",
+      specs: schema.tensors.map((t, i) => ({
+        name: t.name ?? graph[i]?.name ?? String(i),
+        dtype: tensorSpecDType(source.name, t.dtype),
+        shape: t.shape,
+        required: t.required,
+      })),
+    };
+  }
+  return { kind: "none", specs: graph.map((g) => ({ ...g, required: true })) };
 }
 
 /**

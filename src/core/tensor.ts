@@ -62,7 +62,8 @@ const INT_RANGES: Partial<Record<DType, [number, number]>> = {
   uint64: [0, Number.MAX_SAFE_INTEGER],
 };
 
-function allocate(dtype: DType, length: number): TensorData {
+/** Zeroed storage for `length` elements of `dtype`. */
+export function allocateTensorData(dtype: DType, length: number): TensorData {
   switch (dtype) {
     case "bool":
     case "uint8":
@@ -134,7 +135,7 @@ export function tensorFromJson(name: string, value: unknown, dtype: DType): Tens
     shape.push(level.length);
     if (level.length === 0) break;
   }
-  const data = allocate(dtype, elementCount(shape));
+  const data = allocateTensorData(dtype, elementCount(shape));
   let offset = 0;
   const walk = (node: unknown, depth: number, path: number[]): void => {
     if (depth === shape.length) {

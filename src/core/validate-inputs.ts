@@ -20,8 +20,12 @@ export function validateInputs(model: ServedModel, inputs: Record<string, Tensor
     if (t.data.length === 0 || elementCount(t.shape) === 0) {
       throw invalidInput(`input "${g.name}" is empty (shape ${formatShape(t.shape)})`);
     }
-    const fits = t.shape.length === g.shape.length && g.shape.every((d, i) => d === -1 || d === t.shape[i]);
-    if (!fits) throw invalidInput(`input "${g.name}" expects shape ${formatShape(g.shape)}, got ${formatShape(t.shape)}`);
+    // The signature's tensor spec, when there is one, and the graph must both accept the shape.
+    const spec = model.schemaKind === "tensors" ? model.inputSpecs.find((s) => s.name === g.name) : undefined;
+    for (const shape of spec ? [spec.shape, g.shape] : [g.shape]) {
+      const fits = t.shape.length === shape.length && shape.every((d, i) => d === -1 || d === t.shape[i]);
+      if (!fits) throw invalidInput(`input "${g.name}" expects shape ${formatShape(shape)}, got ${formatShape(t.shape)}`);
+    }
     if (t.data.length !== elementCount(t.shape)) {
       throw invalidInput(`input "${g.name}" has ${t.data.length} values for shape ${formatShape(t.shape)}`);
     }

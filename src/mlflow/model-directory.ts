@@ -2,7 +2,7 @@ import { readFile, stat } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
-import { type Signature, SignatureError, parseSchema } from "./signature.js";
+import { type Signature, SignatureError, parseParams, parseSchema } from "./signature.js";
 
 /** An MLflow model directory with an ONNX flavor, as read from its MLmodel file. */
 export interface MlflowModel {
@@ -110,6 +110,7 @@ export async function readModelDirectory(uri: string): Promise<MlflowModel> {
       signature = {
         inputs: parseSchema(rawSignature.inputs, `signature inputs of "${mlmodelPath}"`),
         outputs: parseSchema(rawSignature.outputs, `signature outputs of "${mlmodelPath}"`),
+        params: parseParams(rawSignature.params, `signature params of "${mlmodelPath}"`),
       };
     } catch (error) {
       if (error instanceof SignatureError) throw new ModelLoadError(error.message);

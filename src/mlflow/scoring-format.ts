@@ -1,4 +1,5 @@
-import { invalidInput } from "../core/errors.js";
+import { parse as parseCsv } from "csv-parse/sync";
+import { malformedRequest } from "../core/errors.js";
 
 /**
  * MLflow's JSON scoring formats (the request bodies `mlflow models serve` accepts),
@@ -8,8 +9,11 @@ import { invalidInput } from "../core/errors.js";
 
 /** The input of a scoring request. */
 export type ScoringInput =
-  /** A table: from `dataframe_split` or `dataframe_records`. Columns are undefined when the client sent none. */
-  | { kind: "dataframe"; columns: string[] | undefined; rows: unknown[][] }
+  /**
+   * A table: from `dataframe_split`, `dataframe_records` or CSV. Columns are undefined
+   * when the client sent none. CSV cells are text (`textCells`), typed by the model's columns.
+   */
+  | { kind: "dataframe"; columns: string[] | undefined; rows: unknown[][]; textCells?: boolean }
   /** One unnamed tensor: `inputs` or `instances` holding a list. */
   | { kind: "tensor"; value: unknown }
   /** Named tensors: `inputs` as a dict, or `instances` as a list of dicts. */
@@ -28,16 +32,16 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 function parseDataframeSplit(value: unknown): ScoringInput {
-  if (!isRecord(value)) throw invalidInput(`"dataframe_split" must be an object with "columns" and "data"`);
+  if (!isRecord(value)) throw malformedRequest(`"dataframe_split" must be an object with "columns" and "data"`);
   const { columns, data } = value;
-  if (!Array.isArray(data)) throw invalidInput(`"dataframe_split" needs "data", a list of rows`);
+  if (!Array.isArray(data)) throw malformedRequest(`"dataframe_split" needs "data", a list of rows`);
   if (columns !== undefined && (!Array.isArray(columns) || !columns.every((c) => typeof c === "string"))) {
-    throw invalidInput(`"dataframe_split.columns" must be a list of column names`);
+    throw malformedRequest(`"dataframe_split.columns" must be a list of column names`);
   }
   const rows = data.map((row, i) => {
-    if (!Array.isArray(row)) throw invalidInput(`"dataframe_split.data[${i}]" must be a list of values, one per column`);
+    if (!Array.isArray(row)) throw malformedRequest(`"dataframe_split.data[${i}]" must be a list of values, one per column`);
     if (columns && row.length !== columns.length) {
-      throw invalidInput(`"dataframe_split.data[${i}]" has ${row.length} values for ${columns.length} columns`);
+      throw malformedRequest(`"dataframe_split.data[${i}]" has ${row.length} values for ${columns.length} columns`);
     }
     return row as unknown[];
   });
@@ -45,10 +49,10 @@ function parseDataframeSplit(value: unknown): ScoringInput {
 }
 
 function parseDataframeRecords(value: unknown): ScoringInput {
-  if (!Array.isArray(value)) throw invalidInput(`"dataframe_records" must be a list of records (objects)`);
+  if (!Array.isArray(value)) throw malformedRequest(`"dataframe_records" must be a list of records (objects)`);
   const columns: string[] = [];
   for (const [i, record] of value.entries()) {
-    if (!isRecord(record)) throw invalidInput(`"dataframe_records[${i}]" must be an object mapping column names to values`);
+    if (!isRecord(record)) throw malformedRequest(`"dataframe_records[${i}]" must be an object mapping column names to values`);
     for (const key of Object.keys(record)) if (!columns.includes(key)) columns.push(key);
   }
   // Like pandas, a column missing from a record is null in that row.
@@ -58,15 +62,15 @@ function parseDataframeRecords(value: unknown): ScoringInput {
 
 function parseTensors(key: "inputs" | "instances", value: unknown): ScoringInput {
   if (isRecord(value)) return { kind: "named", tensors: value };
-  if (!Array.isArray(value)) throw invalidInput(`"${key}" must be a list (one tensor) or an object of named tensors`);
+  if (!Array.isArray(value)) throw malformedRequest(`"${key}" must be a list (one tensor) or an object of named tensors`);
   if (key === "instances" && value.length > 0 && value.every(isRecord)) {
     // TF-serving row format: a list of {name: value} rows becomes one tensor per name.
     const tensors: Record<string, unknown[]> = {};
     for (const [i, row] of (value as Record<string, unknown>[]).entries()) {
       const names = Object.keys(row);
-      if (i > 0 && names.length !== Object.keys(tensors).length) throw invalidInput(`"instances[${i}]" has other names than "instances[0]"`);
+      if (i > 0 && names.length !== Object.keys(tensors).length) throw malformedRequest(`"instances[${i}]" has other names than "instances[0]"`);
       for (const name of names) {
-        if (i > 0 && !(name in tensors)) throw invalidInput(`"instances[${i}]" has "${name}", which "instances[0]" has not`);
+        if (i > 0 && !(name in tensors)) throw malformedRequest(`"instances[${i}]" has "${name}", which "instances[0]" has not`);
         (tensors[name] ??= []).push(row[name]);
       }
     }
@@ -78,11 +82,11 @@ function parseTensors(key: "inputs" | "instances", value: unknown): ScoringInput
 /** Parses a scoring request from an already decoded JSON value. */
 export function parseScoringRequest(body: unknown): ScoringRequest {
   if (!isRecord(body)) {
-    throw invalidInput(`the request must be a JSON object with one of the fields ${SCORING_FORMATS.join(", ")}`);
+    throw malformedRequest(`the request must be a JSON object with one of the fields ${SCORING_FORMATS.join(", ")}`);
   }
   const present = SCORING_FORMATS.filter((f) => f in body);
   if (present.length !== 1) {
-    throw invalidInput(
+    throw malformedRequest(
       `the request must have exactly one of the fields ${SCORING_FORMATS.join(", ")}; it has ${present.length ? present.join(", ") : `only ${Object.keys(body).join(", ") || "no fields"}`}`,
     );
   }
@@ -95,22 +99,38 @@ export function parseScoringRequest(body: unknown): ScoringRequest {
         ? parseDataframeRecords(value)
         : parseTensors(format, value);
   const params = body.params;
-  if (params !== undefined && params !== null && !isRecord(params)) throw invalidInput(`"params" must be an object`);
+  if (params !== undefined && params !== null && !isRecord(params)) throw malformedRequest(`"params" must be an object`);
   return { input, params: (params ?? undefined) as Record<string, unknown> | undefined };
 }
 
 /** Parses a scoring request from JSON text. */
 export function parseScoringJson(text: string): ScoringRequest {
   if (text.trim() === "") {
-    throw invalidInput(`the request is empty: send a JSON object with one of the fields ${SCORING_FORMATS.join(", ")}`);
+    throw malformedRequest(`the request is empty: send a JSON object with one of the fields ${SCORING_FORMATS.join(", ")}`);
   }
   let body: unknown;
   try {
     body = JSON.parse(text);
   } catch (error) {
-    throw invalidInput(`the request is not valid JSON: ${(error as Error).message}`);
+    throw malformedRequest(`the request is not valid JSON: ${(error as Error).message}`);
   }
   return parseScoringRequest(body);
+}
+
+/**
+ * Parses a `text/csv` body as MLflow reads it with pandas: a header row with the
+ * column names, then one row per record.
+ */
+export function parseScoringCsv(text: string): ScoringRequest {
+  let records: string[][];
+  try {
+    records = parseCsv(text, { skip_empty_lines: true }) as string[][];
+  } catch (error) {
+    throw malformedRequest(`the CSV cannot be parsed: ${(error as Error).message}`);
+  }
+  const [columns, ...rows] = records;
+  if (!columns) throw malformedRequest("the CSV is empty: it needs a header row with the column names");
+  return { input: { kind: "dataframe", columns, rows, textCells: true } };
 }
 
 /**

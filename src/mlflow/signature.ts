@@ -25,9 +25,45 @@ export interface TensorSpec {
 
 export type Schema = { kind: "columns"; columns: ColumnSpec[] } | { kind: "tensors"; tensors: TensorSpec[] };
 
+/** MLflow param types (mlflow.types.ParamSpec). */
+export const PARAM_TYPES = ["boolean", "integer", "long", "float", "double", "string", "datetime"] as const;
+export type ParamType = (typeof PARAM_TYPES)[number];
+
+/** One entry of the signature's params schema. */
+export interface ParamSpec {
+  name: string;
+  type: ParamType;
+  /** The value used when a request does not set the param. */
+  default: unknown;
+  /** undefined for a scalar, [-1] for a list. */
+  shape?: number[];
+}
+
 export interface Signature {
   inputs?: Schema;
   outputs?: Schema;
+  params?: ParamSpec[];
+}
+
+/** Parses the signature's `params` JSON string. */
+export function parseParams(json: unknown, where: string): ParamSpec[] | undefined {
+  if (json === undefined || json === null) return undefined;
+  let list: unknown;
+  try {
+    list = typeof json === "string" ? JSON.parse(json) : json;
+  } catch (error) {
+    throw new SignatureError(`${where} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(list)) throw new SignatureError(`${where} must be a JSON list of param specs`);
+  return list.map((raw: unknown, i) => {
+    const spec = (raw ?? {}) as Record<string, unknown>;
+    if (typeof spec.name !== "string") throw new SignatureError(`${where}[${i}] has no name`);
+    if (!(PARAM_TYPES as readonly unknown[]).includes(spec.type)) {
+      throw new SignatureError(`${where}[${i}]: unsupported param type ${JSON.stringify(spec.type)} (supported: ${PARAM_TYPES.join(", ")})`);
+    }
+    const shape = Array.isArray(spec.shape) ? spec.shape.map(Number) : undefined;
+    return { name: spec.name, type: spec.type as ParamType, default: spec.default ?? null, shape };
+  });
 }
 
 /** Thrown for a signature MLmodel cannot be served with. */

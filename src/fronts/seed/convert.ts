@@ -1,8 +1,7 @@
-import { bindScoringInput } from "../../core/bind-inputs.js";
 import type { InferenceRequest, InferenceResponse } from "../../core/inference-service.js";
 import { type ServedModel, singleStringInput } from "../../core/served-model.js";
-import { tensorToJson } from "../../core/tensor.js";
-import { formatPredictions, parseScoringJson } from "../../mlflow/scoring-format.js";
+import { parseScoringJson } from "../../mlflow/scoring-format.js";
+import { predictionsJson, requestFromScoring } from "../mlflow-json.js";
 
 /**
  * Input.value of the original wrapper's contract: the raw string for a model with
@@ -16,7 +15,7 @@ export function requestFromSeed(model: ServedModel, value: string): InferenceReq
       inputs: { [text.name]: { dtype: "string", shape: text.shape.length === 2 ? [1, 1] : [1], data: [value] } },
     };
   }
-  return { model: model.name, inputs: bindScoringInput(model, parseScoringJson(value).input) };
+  return requestFromScoring(model, parseScoringJson(value));
 }
 
 /**
@@ -28,5 +27,5 @@ export function seedValueFromResponse(response: InferenceResponse): string {
   if (response.outputs.length === 1 && only![1].dtype === "string" && only![1].data.length === 1) {
     return (only![1].data as string[])[0]!;
   }
-  return JSON.stringify(formatPredictions(response.outputs.map(([name, t]) => [name, tensorToJson(t)] as const)));
+  return predictionsJson(response);
 }

@@ -1,0 +1,62 @@
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
+import {
+  GetModelResponseSchema,
+  ListModelsResponseSchema,
+  ModelService,
+  type PredictStreamRequest,
+  type PredictStreamResponse,
+  PredictStreamResponseSchema,
+} from "../../../gen/mlflow/serving/v1/model_service_pb.js";
+import { invalidInput } from "../../core/errors.js";
+import type { InferenceService } from "../../core/inference-service.js";
+import { toConnectError } from "../error-codes.js";
+import { modelToProto, requestFromProto, responseToProto, wantsRaw } from "./convert.js";
+
+/** How many stream messages run at once; answers still leave in request order. */
+const STREAM_WINDOW = 16;
+
+/** The typed API, mlflow.serving.v1.ModelService. */
+export function createModelService(core: InferenceService): ServiceImpl<typeof ModelService> {
+  async function predict(req: Parameters<ServiceImpl<typeof ModelService>["predict"]>[0]) {
+    const model = core.model(req.modelName);
+    if (req.modelVersion !== "" && req.modelVersion !== model.version) {
+      throw invalidInput(`model "${model.name}" has no version "${req.modelVersion}"`);
+    }
+    return responseToProto(await core.infer(requestFromProto(model, req)), wantsRaw(req));
+  }
+
+  async function streamResult(msg: PredictStreamRequest): Promise<PredictStreamResponse> {
+    try {
+      if (!msg.request) throw invalidInput("stream message has no request");
+      return create(PredictStreamResponseSchema, { result: { case: "response", value: await predict(msg.request) } });
+    } catch (error) {
+      const e = toConnectError(error);
+      return create(PredictStreamResponseSchema, { result: { case: "error", value: { code: codeToString(e.code), message: e.rawMessage } } });
+    }
+  }
+
+  return {
+    predict,
+
+    async getModel(req) {
+      return create(GetModelResponseSchema, { model: modelToProto(core.model(req.name)) });
+    },
+
+    async listModels() {
+      return create(ListModelsResponseSchema, { models: core.models().map(modelToProto) });
+    },
+
+    async *predictStream(requests) {
+      const window: Array<Promise<PredictStreamResponse>> = [];
+      for await (const msg of requests) {
+        window.push(streamResult(msg));
+        if (window.length >= STREAM_WINDOW) yield await window.shift()!;
+      }
+      while (window.length > 0) yield await window.shift()!;
+    },
+  };
+}
+
+export { ModelService };
