@@ -300,6 +300,96 @@ def make_tabular():
     return {"x": x.tolist(), "n": n.tolist(), "y": (x * n).tolist()}
 
 
+def make_docs_models():
+    """Two models that take the request bodies of MLflow's `mlflow models serve`
+    documentation verbatim: columns a, b, c (all long, fed as one [-1, 3] input), and
+    tensors a (strings), b (int64), c (int64 [-1, 3])."""
+    table = helper.make_graph(
+        [helper.make_node("ReduceSum", ["abc", "axes"], ["total"], keepdims=0)],
+        "abc_table",
+        [helper.make_tensor_value_info("abc", TensorProto.INT64, ["batch", 3])],
+        [helper.make_tensor_value_info("total", TensorProto.INT64, ["batch"])],
+        initializer=[numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")],
+    )
+    write_model_dir(
+        os.path.join(FIXTURES, "abc_table"),
+        (table, [opset()]),
+        {
+            "inputs": [{"type": "long", "name": n, "required": True} for n in "abc"],
+            "outputs": [{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}, "name": "total"}],
+        },
+    )
+    tensors = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["c", "axes"], ["c_sum"], keepdims=0),
+            helper.make_node("Add", ["c_sum", "b"], ["b_plus_c"]),
+            helper.make_node("Identity", ["a"], ["a_echo"]),
+        ],
+        "abc_tensors",
+        [
+            helper.make_tensor_value_info("a", TensorProto.STRING, ["batch"]),
+            helper.make_tensor_value_info("b", TensorProto.INT64, ["batch"]),
+            helper.make_tensor_value_info("c", TensorProto.INT64, ["batch", 3]),
+        ],
+        [
+            helper.make_tensor_value_info("b_plus_c", TensorProto.INT64, ["batch"]),
+            helper.make_tensor_value_info("a_echo", TensorProto.STRING, ["batch"]),
+        ],
+        initializer=[numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")],
+    )
+    write_model_dir(
+        os.path.join(FIXTURES, "abc_tensors"),
+        (tensors, [opset()]),
+        {
+            "inputs": [
+                {"type": "tensor", "tensor-spec": {"dtype": "str", "shape": [-1]}, "name": "a"},
+                {"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}, "name": "b"},
+                {"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1, 3]}, "name": "c"},
+            ],
+            "outputs": [
+                {"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}, "name": "b_plus_c"},
+                {"type": "tensor", "tensor-spec": {"dtype": "str", "shape": [-1]}, "name": "a_echo"},
+            ],
+        },
+    )
+    rows = np.array([[1, 2, 3], [4, 5, 6]])
+    c = np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+    return {
+        "abc_table": {"total": rows.sum(axis=1).tolist()},
+        "abc_tensors": {"b_plus_c": (c.sum(axis=1) + np.array([1, 2, 3])).tolist(), "a_echo": ["s1", "s2", "s3"]},
+    }
+
+
+# Every tensor dtype the server handles, as ONNX and numpy name them.
+DTYPES = {
+    "bool": TensorProto.BOOL, "int8": TensorProto.INT8, "int16": TensorProto.INT16, "int32": TensorProto.INT32,
+    "int64": TensorProto.INT64, "uint8": TensorProto.UINT8, "uint16": TensorProto.UINT16, "uint32": TensorProto.UINT32,
+    "uint64": TensorProto.UINT64, "float16": TensorProto.FLOAT16, "float32": TensorProto.FLOAT,
+    "float64": TensorProto.DOUBLE, "string": TensorProto.STRING,
+}
+
+
+def make_dtypes():
+    """One input per dtype, each passed through (Identity) to an output named out_<dtype>."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [name], [f"out_{name}"]) for name in DTYPES],
+        "dtypes",
+        [helper.make_tensor_value_info(name, t, ["batch"]) for name, t in DTYPES.items()],
+        [helper.make_tensor_value_info(f"out_{name}", t, ["batch"]) for name, t in DTYPES.items()],
+    )
+    numpy_name = lambda n: "str" if n == "string" else n  # noqa: E731
+    write_model_dir(
+        os.path.join(FIXTURES, "dtypes"),
+        (graph, [opset()]),
+        {
+            "inputs": [{"type": "tensor", "tensor-spec": {"dtype": numpy_name(n), "shape": [-1]}, "name": n} for n in DTYPES],
+            "outputs": [
+                {"type": "tensor", "tensor-spec": {"dtype": numpy_name(n), "shape": [-1]}, "name": f"out_{n}"} for n in DTYPES
+            ],
+        },
+    )
+
+
 def make_slow():
     """A model whose run time the caller chooses: an n x n matrix of ones squared
     and summed (n^3 multiply-adds). Used to prove the event loop stays free."""
@@ -348,7 +438,8 @@ def make_broken():
 def main():
     os.makedirs(MODELS, exist_ok=True)
     os.makedirs(FIXTURES, exist_ok=True)
-    reference = {"iris": make_iris(), "greeter": make_greeter(), "multi": make_multi(), "tabular": make_tabular()}
+    reference = {"iris": make_iris(), "greeter": make_greeter(), "multi": make_multi(), "tabular": make_tabular(), **make_docs_models()}
+    make_dtypes()
     make_slow()
     make_broken()
     with open(os.path.join(FIXTURES, "reference.json"), "w") as f:

@@ -5,6 +5,10 @@ import { ROOT } from "./server.js";
 export interface Reference {
   iris: { columns: string[]; classes: string[]; rows: number[][]; label: number[]; probabilities: number[][] };
   greeter: { texts: string[]; labels: string[] };
+  multi: { a: number[][]; b: number[]; sum: number[]; doubled: number[] };
+  tabular: { x: number[]; n: number[]; y: number[] };
+  abc_table: { total: number[] };
+  abc_tensors: { b_plus_c: number[]; a_echo: string[] };
 }
 
 export const reference: Reference = JSON.parse(readFileSync(`${ROOT}test/fixtures/reference.json`, "utf8"));

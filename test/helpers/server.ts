@@ -8,6 +8,11 @@ export const IRIS = `${ROOT}models/iris`;
 export const GREETER = `${ROOT}models/greeter`;
 export const SLOW = `${ROOT}test/fixtures/slow`;
 export const BROKEN = `${ROOT}test/fixtures/broken`;
+export const MULTI = `${ROOT}test/fixtures/multi`;
+export const TABULAR = `${ROOT}test/fixtures/tabular`;
+export const ABC_TABLE = `${ROOT}test/fixtures/abc_table`;
+export const ABC_TENSORS = `${ROOT}test/fixtures/abc_tensors`;
+export const DTYPES = `${ROOT}test/fixtures/dtypes`;
 
 export interface RunningServer {
   app: App;
