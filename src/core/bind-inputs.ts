@@ -80,9 +80,14 @@ function typeCsvCells(row: unknown[], present: ReadonlyArray<{ column: InputSpec
   return typed;
 }
 
-/** Whether named values address a column-based model by column names rather than by graph inputs. */
+/**
+ * Whether named values of a column-based model are columns. Only names that are
+ * graph inputs and not columns (iris' 2-D "input") address the graph directly.
+ */
 function byColumnNames(model: ServedModel, names: string[]): boolean {
-  return model.schemaKind === "columns" && names.some((n) => !model.inputs.some((g) => g.name === n));
+  if (model.schemaKind !== "columns") return false;
+  const graphOnly = (n: string) => model.inputs.some((g) => g.name === n) && !model.inputSpecs.some((c) => c.name === n);
+  return !names.every(graphOnly);
 }
 
 function refuseUnknownColumns(model: ServedModel, names: string[]): void {
