@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import type http from "node:http";
+import { fileURLToPath } from "node:url";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { type ServerConfig } from "./config.js";
@@ -14,6 +14,7 @@ import { readModelDirectory } from "./mlflow/model-directory.js";
 import { createOrtPool } from "./runtime/ort-pool.js";
 import { createOnePortServer } from "./server/one-port.js";
 import { finishUnreadRequestBody } from "./server/unread-request-body.js";
+import { webDemoStatic } from "./server/web-demo-static.js";
 
 /** A built server, models loaded, not yet listening. */
 export interface App {
@@ -27,7 +28,7 @@ export interface App {
 
 // This module runs from dist/src/.
 const projectRoot = new URL("../../", import.meta.url);
-const webDemoPage = new URL("web-demo/index.html", projectRoot);
+const webDemoRoot = fileURLToPath(new URL("dist/public", projectRoot));
 const packageVersion = (JSON.parse(readFileSync(new URL("package.json", projectRoot), "utf8")) as { version: string }).version;
 
 /**
@@ -73,8 +74,7 @@ export async function build(config: ServerConfig): Promise<App> {
     bodyLimit: config.maxMessageBytes,
     logError: (err, msg) => fastify.log.error({ err }, msg),
   });
-  const page = await readFile(webDemoPage, "utf8");
-  fastify.get("/", async (_req, reply) => reply.type("text/html; charset=utf-8").send(page));
+  await fastify.register(webDemoStatic, { root: webDemoRoot });
 
   return {
     fastify,
