@@ -10,8 +10,8 @@ import { applyWireErrorFixes } from "./fronts/wire-error-fixes.js";
 import { mlflowRestRoutes } from "./fronts/mlflow-rest/mlflow-rest-routes.js";
 import { ModelService, createModelService } from "./fronts/serving-v1/model-service.js";
 import { MLflow, createSeedService } from "./fronts/seed/seed-service.js";
-import { readModelDirectory } from "./mlflow/model-directory.js";
-import { createOrtPool } from "./runtime/ort-pool.js";
+import { type MlflowModel, readModelDirectory } from "./mlflow/model-directory.js";
+import { type OrtPool, createOrtPool } from "./runtime/ort-pool.js";
 import { createOnePortServer } from "./server/one-port.js";
 import { finishUnreadRequestBody } from "./server/unread-request-body.js";
 import { webDemoStatic } from "./server/web-demo-static.js";
@@ -38,13 +38,17 @@ const packageVersion = (JSON.parse(readFileSync(new URL("package.json", projectR
 export async function build(config: ServerConfig): Promise<App> {
   const sources = await Promise.all(config.models.map((uri) => readModelDirectory(uri)));
   const pool = createOrtPool({ workers: config.workers, settings: { intraOpNumThreads: 1, interOpNumThreads: 1 } });
-  const core = createInferenceService({ pool });
   try {
-    for (const source of sources) await core.loadModel(source);
+    return await mount(config, sources, pool);
   } catch (error) {
-    await pool.close();
+    await pool.close(); // no worker thread may outlive a failed start
     throw error;
   }
+}
+
+async function mount(config: ServerConfig, sources: MlflowModel[], pool: OrtPool): Promise<App> {
+  const core = createInferenceService({ pool });
+  for (const source of sources) await core.loadModel(source);
 
   const names = core.models().map((m) => `"${m.name}"`).join(", ");
   const fastify = Fastify({
@@ -54,9 +58,12 @@ export async function build(config: ServerConfig): Promise<App> {
     // Fastify types a serverFactory as an http.Server; ours is a net.Server that
     // hands connections to inner HTTP/1.1 and HTTP/2 servers (see one-port.ts).
     serverFactory: (handler) =>
-      createOnePortServer(handler, { keepAliveTimeoutMs: 65_000, requestTimeoutMs: 300_000, closeGraceMs: 10_000 }) as unknown as http.Server,
+      createOnePortServer(handler, { keepAliveTimeoutMs: 65_000, requestTimeoutMs: 300_000, closeGraceMs: 10_000, idleTimeoutMs: 65_000 }) as unknown as http.Server,
   });
   fastify.addHook("onClose", async () => pool.close());
+  for (const model of core.models()) {
+    if (model.source.inputExampleProblem) fastify.log.warn(model.source.inputExampleProblem);
+  }
   fastify.addHook("onRequest", finishUnreadRequestBody);
 
   await fastify.register(fastifyConnectPlugin, {

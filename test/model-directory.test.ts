@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { readModelDirectory } from "../src/mlflow/model-directory.js";
 import { reference } from "./helpers/reference.js";
@@ -37,5 +40,35 @@ describe("readModelDirectory()", () => {
     const model = await readModelDirectory(SLOW);
     assert.equal(model.signature, undefined);
     assert.equal(model.inputExample, undefined);
+  });
+});
+
+describe("readModelDirectory() on unusual directories", () => {
+  async function modelDir(mlmodel: string, files: Record<string, string> = {}): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), "mlmodel-"));
+    await writeFile(join(dir, "MLmodel"), mlmodel);
+    for (const [name, content] of Object.entries(files)) await writeFile(join(dir, name), content);
+    return dir;
+  }
+
+  it("refuses flavors that are not a mapping", async () => {
+    const dir = await modelDir("flavors:\n- onnx\n- sklearn\n");
+    await assert.rejects(readModelDirectory(dir), /"flavors" in ".*MLmodel" must be a mapping/);
+  });
+
+  it("says when the onnx data path is a directory", async () => {
+    const dir = await modelDir("flavors:\n  onnx:\n    data: sub\n");
+    await mkdir(join(dir, "sub"));
+    await assert.rejects(readModelDirectory(dir), /ONNX file ".*sub" named by .* is a directory/);
+  });
+
+  it("serves a model whose input example cannot be read, saying why", async () => {
+    const dir = await modelDir(
+      "flavors:\n  onnx:\n    data: model.onnx\nsaved_input_example_info:\n  artifact_path: input_example.json\n  type: ndarray\n",
+      { "model.onnx": "", "input_example.json": "{not json" },
+    );
+    const model = await readModelDirectory(dir);
+    assert.equal(model.inputExample, undefined);
+    assert.match(model.inputExampleProblem ?? "", /cannot read the input example of ".*": .*JSON/);
   });
 });

@@ -1,13 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { InferenceError } from "../src/core/errors.js";
-import { formatPredictions, parseScoringJson, parseScoringRequest } from "../src/mlflow/scoring-format.js";
+import { ScoringFormatError, formatPredictions, parseScoringCsv, parseScoringJson, parseScoringRequest } from "../src/mlflow/scoring-format.js";
 
 function refusal(fn: () => unknown): string {
   try {
     fn();
   } catch (error) {
-    assert.ok(error instanceof InferenceError && error.kind === "invalid_input");
+    assert.ok(error instanceof ScoringFormatError);
     return error.message;
   }
   assert.fail("no error");
@@ -54,6 +53,21 @@ describe("parseScoringRequest()", () => {
     assert.match(refusal(() => parseScoringRequest({ dataframe_records: [1] })), /dataframe_records\[0\]" must be an object/);
     assert.match(refusal(() => parseScoringRequest({ instances: [{ x: 1 }, { y: 2 }] })), /instances\[1\]" has "y"/);
     assert.match(refusal(() => parseScoringRequest({ inputs: "x" })), /"inputs" must be a list/);
+  });
+});
+
+describe("parseScoringCsv()", () => {
+  it("reads a header row and text cells, quoted or not", () => {
+    assert.deepEqual(parseScoringCsv('a,"b c"\n1,x\n2,"y, z"\n').input, {
+      kind: "dataframe",
+      columns: ["a", "b c"],
+      rows: [["1", "x"], ["2", "y, z"]],
+      textCells: true,
+    });
+  });
+  it("refuses an empty body and broken quoting", () => {
+    assert.match(refusal(() => parseScoringCsv("")), /the CSV is empty/);
+    assert.match(refusal(() => parseScoringCsv('a\n"1')), /the CSV cannot be parsed/);
   });
 });
 

@@ -1,3 +1,5 @@
+import { ScoringFormatError } from "../mlflow/scoring-format.js";
+
 /**
  * The closed set of error kinds the core raises. Each front maps a kind to its
  * protocol's code in one table (fronts/error-codes.ts), so the same bad input
@@ -41,6 +43,7 @@ export class InferenceError extends Error {
   /** Wraps anything caught into an InferenceError; unknown errors become internal. */
   static from(error: unknown): InferenceError {
     if (error instanceof InferenceError) return error;
+    if (error instanceof ScoringFormatError) return new InferenceError("invalid_input", error.message, { reason: "malformed" });
     return new InferenceError("internal", "internal error while running the model", { cause: error });
   }
 }
@@ -50,7 +53,3 @@ export function invalidInput(message: string): InferenceError {
   return new InferenceError("invalid_input", message);
 }
 
-/** The request cannot be read at all: not JSON, not a scoring format, bad CSV. */
-export function malformedRequest(message: string): InferenceError {
-  return new InferenceError("invalid_input", message, { reason: "malformed" });
-}

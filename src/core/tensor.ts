@@ -124,6 +124,9 @@ function convertScalar(dtype: DType, value: unknown): number | bigint | string |
   return dtype === "int64" || dtype === "uint64" ? BigInt(value) : value;
 }
 
+/** Deepest nesting accepted from JSON (ONNX tensors of higher rank do not occur in practice). */
+export const MAX_RANK = 32;
+
 /**
  * Builds a tensor of `dtype` from a JSON value (a scalar or nested lists), inferring
  * the shape and refusing ragged lists and values of the wrong type. `name` only
@@ -132,6 +135,8 @@ function convertScalar(dtype: DType, value: unknown): number | bigint | string |
 export function tensorFromJson(name: string, value: unknown, dtype: DType): Tensor {
   const shape: number[] = [];
   for (let level: unknown = value; Array.isArray(level); level = level[0]) {
+    // Checked here, before walk() recurses once per level.
+    if (shape.length === MAX_RANK) throw invalidInput(`input "${name}": lists nested deeper than ${MAX_RANK} levels`);
     shape.push(level.length);
     if (level.length === 0) break;
   }

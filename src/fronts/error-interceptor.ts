@@ -1,4 +1,4 @@
-import type { Interceptor } from "@connectrpc/connect";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import { InferenceError } from "../core/errors.js";
 import { toConnectError } from "./error-codes.js";
 
@@ -14,8 +14,9 @@ export function createErrorInterceptor(logError: ErrorLogger): Interceptor {
     try {
       return await next(req);
     } catch (error) {
-      if (!(error instanceof InferenceError) || error.kind === "internal") {
-        logError(error instanceof InferenceError ? (error.cause ?? error) : error, `${req.method.name} failed`);
+      if (!(error instanceof ConnectError)) {
+        const e = InferenceError.from(error);
+        if (e.kind === "internal") logError(e.cause ?? e, `${req.method.name} failed`);
       }
       throw toConnectError(error);
     }

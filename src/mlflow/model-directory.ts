@@ -17,6 +17,8 @@ export interface MlflowModel {
   signature?: Signature;
   /** The saved input example as an MLflow scoring request body, when the model has one. */
   inputExample?: Record<string, unknown>;
+  /** Why the input example MLmodel names could not be read; the model is served without it, as MLflow does. */
+  inputExampleProblem?: string;
   runId?: string;
   mlflowVersion?: string;
 }
@@ -49,12 +51,7 @@ async function readInputExample(dir: string, info: unknown): Promise<Record<stri
   if (typeof info !== "object" || info === null) return undefined;
   const { artifact_path: file, type, pandas_orient: orient } = info as Record<string, unknown>;
   if (typeof file !== "string") return undefined;
-  let example: unknown;
-  try {
-    example = JSON.parse(await readFile(join(dir, file), "utf8"));
-  } catch (error) {
-    throw new ModelLoadError(`cannot read the input example "${join(dir, file)}": ${(error as Error).message}`);
-  }
+  const example: unknown = JSON.parse(await readFile(join(dir, file), "utf8"));
   if (type === "dataframe") return orient === "records" ? { dataframe_records: example } : { dataframe_split: example };
   if (typeof example === "object" && example !== null && !Array.isArray(example) && ("inputs" in example || "instances" in example)) {
     return example as Record<string, unknown>;
@@ -89,6 +86,9 @@ export async function readModelDirectory(uri: string): Promise<MlflowModel> {
   }
 
   const flavorsSection = (mlmodel.flavors ?? {}) as Record<string, unknown>;
+  if (typeof flavorsSection !== "object" || Array.isArray(flavorsSection)) {
+    throw new ModelLoadError(`"flavors" in "${mlmodelPath}" must be a mapping of flavor names to their settings`);
+  }
   const flavors = Object.keys(flavorsSection);
   const onnx = flavorsSection.onnx as Record<string, unknown> | undefined;
   if (!onnx) {
@@ -99,8 +99,9 @@ export async function readModelDirectory(uri: string): Promise<MlflowModel> {
   }
   if (typeof onnx.data !== "string") throw new ModelLoadError(`the onnx flavor in "${mlmodelPath}" has no "data" file name`);
   const onnxPath = join(path, onnx.data);
-  if ((await isDirectory(onnxPath)) !== false) {
-    throw new ModelLoadError(`the ONNX file "${onnxPath}" named by "${mlmodelPath}" does not exist`);
+  const onnxIsDir = await isDirectory(onnxPath);
+  if (onnxIsDir !== false) {
+    throw new ModelLoadError(`the ONNX file "${onnxPath}" named by "${mlmodelPath}" ${onnxIsDir ? "is a directory" : "does not exist"}`);
   }
 
   let signature: Signature | undefined;
@@ -124,7 +125,10 @@ export async function readModelDirectory(uri: string): Promise<MlflowModel> {
     onnxPath,
     flavors,
     signature,
-    inputExample: await readInputExample(path, mlmodel.saved_input_example_info),
+    ...(await readInputExample(path, mlmodel.saved_input_example_info).then(
+      (inputExample) => ({ inputExample }),
+      (error: unknown) => ({ inputExampleProblem: `cannot read the input example of "${path}": ${(error as Error).message}` }),
+    )),
     runId: typeof mlmodel.run_id === "string" ? mlmodel.run_id : undefined,
     mlflowVersion: typeof mlmodel.mlflow_version === "string" ? mlmodel.mlflow_version : undefined,
   };

@@ -1,11 +1,19 @@
 import { parse as parseCsv } from "csv-parse/sync";
-import { malformedRequest } from "../core/errors.js";
 
 /**
  * MLflow's JSON scoring formats (the request bodies `mlflow models serve` accepts),
  * parsed into a form that knows nothing of the model yet. Binding to the model's
  * inputs, with all type and shape checks, happens in the core.
  */
+
+/** A request body that is not a readable MLflow scoring request (MLflow's BAD_REQUEST). */
+export class ScoringFormatError extends Error {
+  override name = "ScoringFormatError";
+}
+
+function malformedRequest(message: string): ScoringFormatError {
+  return new ScoringFormatError(message);
+}
 
 /** The input of a scoring request. */
 export type ScoringInput =

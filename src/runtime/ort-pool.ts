@@ -37,7 +37,15 @@ interface Pending {
 interface Slot {
   worker: Worker;
   pending: Map<number, Pending>;
+  startedAt: number;
+  /** Exited; a replacement is on its way. */
+  dead: boolean;
 }
+
+/** A worker that dies sooner than this after starting counts as crash-looping. */
+const QUICK_EXIT_MS = 5_000;
+/** Longest wait before replacing a crash-looping worker. */
+const MAX_RESPAWN_DELAY_MS = 30_000;
 
 const workerUrl = new URL("./worker.js", import.meta.url);
 
@@ -53,15 +61,18 @@ export function createOrtPool(options: OrtPoolOptions): OrtPool {
   const slots: Slot[] = [];
 
   function send(slot: Slot, msg: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<WorkerResponse & { ok: true }> {
+    if (slot.dead) return Promise.reject(new RuntimeFailure("onnxruntime worker stopped"));
     return new Promise((resolve, reject) => {
       slot.pending.set(msg.id, { resolve, reject });
       slot.worker.postMessage(msg, transfer);
     });
   }
 
+  const quickExits: number[] = [];
+
   function spawn(index: number): Slot {
     const worker = new Worker(workerUrl);
-    const slot: Slot = { worker, pending: new Map() };
+    const slot: Slot = { worker, pending: new Map(), startedAt: Date.now(), dead: false };
     worker.on("message", (response: WorkerResponse) => {
       const pending = slot.pending.get(response.id);
       if (!pending) return;
@@ -74,18 +85,25 @@ export function createOrtPool(options: OrtPoolOptions): OrtPool {
       crash = error;
     });
     worker.on("exit", (code) => {
+      slot.dead = true;
       const error = new RuntimeFailure(
         closing ? "the model server is shutting down" : `onnxruntime worker stopped (exit code ${code}${crash ? `: ${crash.message}` : ""})`,
       );
       for (const pending of slot.pending.values()) pending.reject(error);
       slot.pending.clear();
       if (closing) return;
-      // Replace the worker and give it every model the pool holds, so later calls succeed.
-      const replacement = spawn(index);
-      slots[index] = replacement;
-      for (const [modelId, onnxPath] of loaded) {
-        void send(replacement, { type: "load", id: nextId++, modelId, onnxPath, settings: options.settings }).catch(() => {});
-      }
+      // Replace the worker and give it every model the pool holds, so later calls
+      // succeed; a worker that keeps dying at once is replaced ever more slowly.
+      quickExits[index] = Date.now() - slot.startedAt < QUICK_EXIT_MS ? (quickExits[index] ?? 0) + 1 : 0;
+      const delay = quickExits[index] ? Math.min(MAX_RESPAWN_DELAY_MS, 100 * 2 ** quickExits[index]!) : 0;
+      setTimeout(() => {
+        if (closing) return;
+        const replacement = spawn(index);
+        slots[index] = replacement;
+        for (const [modelId, onnxPath] of loaded) {
+          void send(replacement, { type: "load", id: nextId++, modelId, onnxPath, settings: options.settings }).catch(() => {});
+        }
+      }, delay).unref();
     });
     return slot;
   }
@@ -108,8 +126,9 @@ export function createOrtPool(options: OrtPoolOptions): OrtPool {
       await Promise.all(slots.map((slot) => send(slot, { type: "unload", id: nextId++, modelId })));
     },
     async run(modelId, inputs) {
-      let slot = slots[0]!;
-      for (const s of slots) if (s.pending.size < slot.pending.size) slot = s;
+      let slot: Slot | undefined;
+      for (const s of slots) if (!s.dead && (!slot || s.pending.size < slot.pending.size)) slot = s;
+      if (!slot) throw new RuntimeFailure("no onnxruntime worker is running (they are being restarted)");
       const response = await send(slot, { type: "run", id: nextId++, modelId, inputs }, transferListOf(inputs));
       return response.outputs!;
     },

@@ -15,6 +15,8 @@ export interface OnePortOptions {
   requestTimeoutMs: number;
   /** After close(), how long in-flight requests may take before every connection is destroyed. */
   closeGraceMs: number;
+  /** How long a new connection may take to send its first bytes, and an HTTP/2 session may stay idle. */
+  idleTimeoutMs: number;
 }
 
 /**
@@ -62,6 +64,8 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
   });
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("session", (session) => {
+    // An idle session gets a GOAWAY (streams in flight still finish); gRPC clients reconnect when they need to.
+    session.setTimeout(options.idleTimeoutMs, () => session.close());
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
@@ -69,6 +73,8 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
+    // Until a protocol is known no inner server times the socket out: do it here.
+    socket.setTimeout(options.idleTimeoutMs, () => socket.destroy());
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       head = Buffer.concat([head, chunk]);
@@ -76,6 +82,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
       const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
       if (isH2 && n < H2_PREFACE.length) return; // a prefix of the preface: wait for more bytes
       socket.off("data", onData);
+      socket.setTimeout(0);
       socket.pause();
       socket.unshift(head);
       // http2 reads the unshifted bytes off the socket's buffer by itself; the

@@ -27,6 +27,7 @@ const BAD_VALUES: Array<[string, string, string]> = [
   ["ragged rows", '{"inputs": [[5.1, 3.5, 1.4, 0.2], [1.0]]}', "ragged"],
   ["no rows", JSON.stringify({ dataframe_split: { columns: iris.columns, data: [] } }), "has no rows"],
   ["an empty tensor", '{"inputs": []}', "is empty"],
+  ["lists nested 1,000 deep", `{"inputs": ${"[".repeat(1000)}1${"]".repeat(1000)}}`, "nested deeper than 32 levels"],
   ["an unknown input name", '{"inputs": {"pixels": [[1, 2, 3, 4]]}}', 'has no input "pixels"'],
 ];
 

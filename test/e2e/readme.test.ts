@@ -8,12 +8,12 @@ import { commandExists, toolSkip } from "../helpers/tools.js";
 
 const exec = promisify(execFile);
 
-/** Every ```sh example block of the README with the ```json block that follows it. */
-function examples(): Array<{ command: string; expected: string }> {
+/** Every ```sh example or ```js example block of the README with the ```json block that follows it. */
+function examples(): Array<{ language: string; command: string; expected: string }> {
   const readme = readFileSync(`${ROOT}README.md`, "utf8");
-  const found: Array<{ command: string; expected: string }> = [];
-  const pattern = /```sh example\n([\s\S]*?)```\s*```json\n([\s\S]*?)```/g;
-  for (let m = pattern.exec(readme); m; m = pattern.exec(readme)) found.push({ command: m[1]!, expected: m[2]! });
+  const found: Array<{ language: string; command: string; expected: string }> = [];
+  const pattern = /```(sh|js) example\n([\s\S]*?)```\s*```json\n([\s\S]*?)```/g;
+  for (let m = pattern.exec(readme); m; m = pattern.exec(readme)) found.push({ language: m[1]!, command: m[2]!, expected: m[3]! });
   return found;
 }
 
@@ -30,11 +30,15 @@ describe("README examples work as written", () => {
   const list = examples();
   it("has examples", () => assert.ok(list.length >= 6, `${list.length} examples`));
 
-  for (const { command, expected } of list) {
+  for (const { language, command, expected } of list) {
     it(command.split("\n")[0]!.slice(0, 80), async (t) => {
       if (toolSkip("curl", commandExists("curl"), "apt-get install -y curl")) return t.skip("curl missing");
-      const script = command.replaceAll(":50051/", `:${iris.port}/`).replaceAll(":50052/", `:${greeter.port}/`);
-      const { stdout } = await exec("sh", ["-c", script], { cwd: ROOT, timeout: 60_000 });
+      const script = command.replaceAll(/:50051\b/g, `:${iris.port}`).replaceAll(/:50052\b/g, `:${greeter.port}`);
+      // A js example runs as the README says: a module file in the project folder.
+      const { stdout } =
+        language === "js"
+          ? await exec(process.execPath, ["--input-type=module", "-e", script], { cwd: ROOT, timeout: 60_000 })
+          : await exec("sh", ["-c", script], { cwd: ROOT, timeout: 60_000 });
       assert.deepEqual(JSON.parse(stdout), JSON.parse(expected));
     });
   }

@@ -19,12 +19,13 @@ export function requestFromSeed(model: ServedModel, value: string): InferenceReq
 }
 
 /**
- * Output.value: the string itself when the prediction is a single string (as the
- * original wrapper answered), else MLflow's JSON response {"predictions": ...}.
+ * Output.value: for a model with one string input (the raw-string case), the string
+ * itself when the prediction is a single string, as the original wrapper answered;
+ * for every other model MLflow's JSON response {"predictions": ...}.
  */
-export function seedValueFromResponse(response: InferenceResponse): string {
+export function seedValueFromResponse(model: ServedModel, response: InferenceResponse): string {
   const [only] = response.outputs;
-  if (response.outputs.length === 1 && only![1].dtype === "string" && only![1].data.length === 1) {
+  if (singleStringInput(model) && response.outputs.length === 1 && only![1].dtype === "string" && only![1].data.length === 1) {
     return (only![1].data as string[])[0]!;
   }
   return predictionsJson(response);

@@ -10,7 +10,7 @@ export function createSeedService(core: InferenceService): ServiceImpl<typeof ML
     async predict(input) {
       const model = core.model();
       const response = await core.infer(requestFromSeed(model, input.value));
-      return create(OutputSchema, { value: seedValueFromResponse(response) });
+      return create(OutputSchema, { value: seedValueFromResponse(model, response) });
     },
   };
 }
