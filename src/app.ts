@@ -5,21 +5,26 @@ import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { type ServerConfig } from "./config.js";
 import { createInferenceService, type InferenceService } from "./core/inference-service.js";
+import { type ModelRepository, createModelRepository } from "./core/model-repository.js";
 import { createErrorInterceptor } from "./fronts/error-interceptor.js";
-import { applyWireErrorFixes } from "./fronts/wire-error-fixes.js";
+import { Health, createHealthService } from "./fronts/health/health-service.js";
 import { mlflowRestRoutes } from "./fronts/mlflow-rest/mlflow-rest-routes.js";
-import { ModelService, createModelService } from "./fronts/serving-v1/model-service.js";
+import { GRPCInferenceService, createGrpcInferenceService } from "./fronts/oip/grpc-inference-service.js";
+import { oipRestRoutes } from "./fronts/oip/rest-routes.js";
+import { ServerReflectionV1, ServerReflectionV1alpha, createReflectionServices } from "./fronts/reflection/reflection-service.js";
 import { MLflow, createSeedService } from "./fronts/seed/seed-service.js";
-import { type MlflowModel, readModelDirectory } from "./mlflow/model-directory.js";
+import { ModelService, createModelService } from "./fronts/serving-v1/model-service.js";
+import { applyWireErrorFixes } from "./fronts/wire-error-fixes.js";
+import { type ModelSources, resolveModelArguments } from "./mlflow/model-repository.js";
 import { type OrtPool, createOrtPool } from "./runtime/ort-pool.js";
 import { createOnePortServer } from "./server/one-port.js";
 import { finishUnreadRequestBody } from "./server/unread-request-body.js";
 import { webDemoStatic } from "./server/web-demo-static.js";
-
 /** A built server, models loaded, not yet listening. */
 export interface App {
   fastify: FastifyInstance;
   core: InferenceService;
+  repository: ModelRepository;
   /** Listens on the configured host and port; resolves with the URL. */
   listen(): Promise<string>;
   /** Stops accepting, finishes in-flight calls, stops the workers. */
@@ -36,7 +41,7 @@ const packageVersion = (JSON.parse(readFileSync(new URL("package.json", projectR
  * front on one Fastify instance. Throws ModelLoadError for a model that cannot be served.
  */
 export async function build(config: ServerConfig): Promise<App> {
-  const sources = await Promise.all(config.models.map((uri) => readModelDirectory(uri)));
+  const sources = await resolveModelArguments(config.models);
   const pool = createOrtPool({ workers: config.workers, settings: { intraOpNumThreads: 1, interOpNumThreads: 1 } });
   try {
     return await mount(config, sources, pool);
@@ -46,9 +51,11 @@ export async function build(config: ServerConfig): Promise<App> {
   }
 }
 
-async function mount(config: ServerConfig, sources: MlflowModel[], pool: OrtPool): Promise<App> {
+async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool): Promise<App> {
   const core = createInferenceService({ pool });
-  for (const source of sources) await core.loadModel(source);
+  const repository = createModelRepository(core, sources);
+  await repository.loadAll();
+  const server = { name: "mlflow-connect", version: packageVersion };
 
   const names = core.models().map((m) => `"${m.name}"`).join(", ");
   const fastify = Fastify({
@@ -60,6 +67,8 @@ async function mount(config: ServerConfig, sources: MlflowModel[], pool: OrtPool
     serverFactory: (handler) =>
       createOnePortServer(handler, { keepAliveTimeoutMs: 65_000, requestTimeoutMs: 300_000, closeGraceMs: 10_000, idleTimeoutMs: 65_000 }) as unknown as http.Server,
   });
+  // Health turns NOT_SERVING first, so balancers stop sending before the port closes.
+  fastify.addHook("preClose", async () => core.beginShutdown());
   fastify.addHook("onClose", async () => pool.close());
   for (const model of core.models()) {
     if (model.source.inputExampleProblem) fastify.log.warn(model.source.inputExampleProblem);
@@ -68,8 +77,14 @@ async function mount(config: ServerConfig, sources: MlflowModel[], pool: OrtPool
 
   await fastify.register(fastifyConnectPlugin, {
     routes: (router) => {
+      const services = [MLflow, ModelService, GRPCInferenceService, Health];
+      const reflection = createReflectionServices(services);
       router.service(MLflow, createSeedService(core));
       router.service(ModelService, createModelService(core));
+      router.service(GRPCInferenceService, createGrpcInferenceService(core, server));
+      router.service(Health, createHealthService(core, [...services, ServerReflectionV1, ServerReflectionV1alpha].map((s) => s.typeName)));
+      router.service(ServerReflectionV1, reflection.v1);
+      router.service(ServerReflectionV1alpha, reflection.v1alpha);
       applyWireErrorFixes(router);
     },
     interceptors: [createErrorInterceptor((err, msg) => fastify.log.error({ err }, msg))],
@@ -81,11 +96,19 @@ async function mount(config: ServerConfig, sources: MlflowModel[], pool: OrtPool
     bodyLimit: config.maxMessageBytes,
     logError: (err, msg) => fastify.log.error({ err }, msg),
   });
+  await fastify.register(oipRestRoutes, {
+    core,
+    repository,
+    server,
+    bodyLimit: config.maxMessageBytes,
+    logError: (err, msg) => fastify.log.error({ err }, msg),
+  });
   await fastify.register(webDemoStatic, { root: webDemoRoot });
 
   return {
     fastify,
     core,
+    repository,
     listen: () =>
       fastify.listen({
         host: config.host,

@@ -28,10 +28,10 @@ interface ServeOptions {
   logLevel: LogLevel;
 }
 
-async function serve(modelUri: string, options: ServeOptions): Promise<void> {
+async function serve(modelUris: string[], options: ServeOptions): Promise<void> {
   let app;
   try {
-    app = await build({ models: [modelUri], ...options });
+    app = await build({ models: modelUris, ...options });
   } catch (error) {
     if (error instanceof ModelLoadError) fail(error.message);
     throw error;
@@ -65,8 +65,12 @@ const program = new Command("mlflow-connect")
 
 program
   .command("serve")
-  .description("serve the MLflow model directory MODEL_URI (a path or a file:// URI)")
-  .argument("<MODEL_URI>", "MLflow model directory with an onnx flavor in its MLmodel file")
+  .description("serve MLflow models (ONNX flavor); the first is the default model")
+  .argument(
+    "<MODEL_URI...>",
+    "an MLflow model directory (a path or a file:// URI), NAME=PATH to serve it under NAME, or a repository folder " +
+      "whose subfolders are model directories (or hold numeric version folders; the highest is served)",
+  )
   .addOption(new Option("-p, --port <n>", "TCP port for every protocol (0 picks a free one)").default(DEFAULT_PORT).argParser(integer(0, 65535)))
   .addOption(new Option("-H, --host <host>", "interface to listen on; 0.0.0.0 exposes the server to the network").default(DEFAULT_HOST))
   .addOption(new Option("-w, --workers <n>", "onnxruntime worker threads, one model session each").default(defaultWorkers(), `${defaultWorkers()}, one per core`).argParser(integer(1, 256)))

@@ -12,6 +12,8 @@ import { validateInputs } from "./validate-inputs.js";
 export interface InferenceRequest {
   /** Model name; the default model when undefined. */
   model?: string;
+  /** Model version; the served one when undefined or "". */
+  version?: string;
   /** Named input tensors of the graph. Their buffers are handed to a worker: callers must not reuse them. */
   inputs: Record<string, Tensor>;
   /** MLflow params, checked against the signature's params schema. */
@@ -27,14 +29,29 @@ export interface InferenceResponse {
 
 /** The protocol-agnostic inference core every front calls. */
 export interface InferenceService {
-  /** Loads a model into every worker and serves it under its name. */
-  loadModel(source: MlflowModel): Promise<ServedModel>;
-  /** The named model, or the default (the only or first loaded) one. Throws not_found. */
-  model(name?: string): ServedModel;
+  /**
+   * Loads a model into every worker and serves it under its name, replacing a model
+   * of that name only once the new one is ready (requests in flight finish on the old).
+   */
+  loadModel(source: MlflowModel, version?: string): Promise<ServedModel>;
+  /** Stops serving a model; requests already running finish. Throws not_found. */
+  unloadModel(name: string): Promise<void>;
+  /** The named model (and version, when given), or the default (the first loaded still served) one. Throws not_found. */
+  model(name?: string, version?: string): ServedModel;
   /** Every served model, in load order. */
   models(): ServedModel[];
+  /** Names of models being loaded right now. */
+  loading(): string[];
   /** Validates and runs one request. Throws InferenceError. */
   infer(request: InferenceRequest): Promise<InferenceResponse>;
+  /** Calls `listener` whenever a model starts loading, becomes ready or goes away; returns an unsubscribe function. */
+  onChange(listener: () => void): () => void;
+  /** Whether the server should get traffic: models loaded, none loading, not shutting down. */
+  ready(): boolean;
+  /** Marks the server as shutting down: not ready from now on (health checks turn NOT_SERVING). */
+  beginShutdown(): void;
+  /** Whether beginShutdown() was called. */
+  shuttingDown(): boolean;
 }
 
 export interface InferenceServiceDeps {
@@ -53,36 +70,70 @@ function toGraphInfo(model: string, where: "input" | "output", info: GraphValueI
 
 /** Creates the inference core over a worker pool. */
 export function createInferenceService(deps: InferenceServiceDeps): InferenceService {
-  const served = new Map<string, ServedModel>();
+  const served = new Map<string, ServedModel & { runtimeId: string }>();
+  const loading = new Set<string>();
+  const listeners = new Set<() => void>();
+  let generation = 0;
+  let shuttingDown = false;
+  const changed = (): void => listeners.forEach((listener) => listener());
 
   return {
-    async loadModel(source) {
-      let graph;
+    async loadModel(source, version = "") {
+      // Each load gets its own runtime id, so a new version loads beside the old one.
+      const runtimeId = `${source.name}#${++generation}`;
+      loading.add(source.name);
+      changed();
+      let model: ServedModel & { runtimeId: string };
       try {
-        graph = await deps.pool.load(source.name, source.onnxPath);
+        let graph;
+        try {
+          graph = await deps.pool.load(runtimeId, source.onnxPath);
+        } catch (error) {
+          throw new ModelLoadError(`cannot load the ONNX model "${source.onnxPath}": ${(error as Error).message}`);
+        }
+        const inputs = graph.inputs.map((i) => toGraphInfo(source.name, "input", i));
+        const { kind, specs } = describeInputs(source, inputs);
+        model = {
+          name: source.name,
+          version,
+          runtimeId,
+          source,
+          onnx: await readOnnxInfo(source.onnxPath),
+          inputs,
+          outputs: graph.outputs.map((o) => toGraphInfo(source.name, "output", o)),
+          schemaKind: kind,
+          inputSpecs: specs,
+        };
       } catch (error) {
-        throw new ModelLoadError(`cannot load the ONNX model "${source.onnxPath}": ${(error as Error).message}`);
+        void deps.pool.unload(runtimeId).catch(() => undefined);
+        throw error;
+      } finally {
+        loading.delete(source.name);
       }
-      const inputs = graph.inputs.map((i) => toGraphInfo(source.name, "input", i));
-      const { kind, specs } = describeInputs(source, inputs);
-      const model: ServedModel = {
-        name: source.name,
-        version: "",
-        source,
-        onnx: await readOnnxInfo(source.onnxPath),
-        inputs,
-        outputs: graph.outputs.map((o) => toGraphInfo(source.name, "output", o)),
-        schemaKind: kind,
-        inputSpecs: specs,
-      };
+      const previous = served.get(model.name);
       served.set(model.name, model);
+      changed();
+      // Runs already sent to the old sessions are ahead of this in each worker's queue.
+      if (previous) await deps.pool.unload(previous.runtimeId);
       return model;
     },
 
-    model(name) {
+    async unloadModel(name) {
+      const model = served.get(name);
+      if (!model) throw new InferenceError("not_found", `model "${name}" is not loaded`);
+      served.delete(name);
+      changed();
+      await deps.pool.unload(model.runtimeId);
+    },
+
+    model(name, version) {
       const model = name === undefined || name === "" ? served.values().next().value : served.get(name);
       if (!model) {
-        throw new InferenceError("not_found", name ? `model "${name}" is not served here (served: ${[...served.keys()].join(", ")})` : "no model is loaded");
+        const list = [...served.keys()].join(", ") || "none";
+        throw new InferenceError("not_found", name ? `model "${name}" is not served here (served: ${list})` : "no model is loaded");
+      }
+      if (version && version !== model.version) {
+        throw new InferenceError("not_found", `model "${model.name}" has no version "${version}" (served: ${model.version || "unversioned"})`);
       }
       return model;
     },
@@ -91,13 +142,17 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
       return [...served.values()];
     },
 
+    loading() {
+      return [...loading];
+    },
+
     async infer(request) {
-      const model = this.model(request.model);
+      const model = this.model(request.model, request.version) as ServedModel & { runtimeId: string };
       validateInputs(model, request.inputs);
       resolveParams(model.source.signature?.params, request.params); // ONNX sessions take no params: checked only
       let outputs: Record<string, WireTensor>;
       try {
-        outputs = await deps.pool.run(model.name, request.inputs);
+        outputs = await deps.pool.run(model.runtimeId, request.inputs);
       } catch (error) {
         throw new InferenceError("internal", `model "${model.name}" failed to run`, { cause: error });
       }
@@ -106,6 +161,24 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
         version: model.version,
         outputs: model.outputs.map((o) => [o.name, outputs[o.name] as Tensor] as const),
       };
+    },
+
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+
+    ready() {
+      return !shuttingDown && loading.size === 0 && served.size > 0;
+    },
+
+    beginShutdown() {
+      shuttingDown = true;
+      changed();
+    },
+
+    shuttingDown() {
+      return shuttingDown;
     },
   };
 }

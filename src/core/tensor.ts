@@ -19,6 +19,28 @@ export const DTYPES = [
 
 export type DType = (typeof DTYPES)[number];
 
+/** Open Inference Protocol datatype names (BYTES holds strings: ONNX has no bytes tensors). */
+export const OIP_DATATYPES: Record<DType, string> = {
+  bool: "BOOL",
+  int8: "INT8",
+  int16: "INT16",
+  int32: "INT32",
+  int64: "INT64",
+  uint8: "UINT8",
+  uint16: "UINT16",
+  uint32: "UINT32",
+  uint64: "UINT64",
+  float16: "FP16",
+  float32: "FP32",
+  float64: "FP64",
+  string: "BYTES",
+};
+
+/** The dtype of an OIP datatype name, or undefined for one we do not know. */
+export function dtypeFromOip(datatype: string): DType | undefined {
+  return (Object.keys(OIP_DATATYPES) as DType[]).find((d) => OIP_DATATYPES[d] === datatype);
+}
+
 /** Typed storage of a numeric or bool tensor: bool as Uint8Array, float16 as raw bits in Uint16Array. */
 export type NumericArray =
   | Float32Array

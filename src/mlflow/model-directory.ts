@@ -63,7 +63,7 @@ async function readInputExample(dir: string, info: unknown): Promise<Record<stri
  * Reads an MLflow model directory: MLmodel, its onnx flavor, signature and input
  * example. Throws ModelLoadError, naming the path, for anything that cannot be served.
  */
-export async function readModelDirectory(uri: string): Promise<MlflowModel> {
+export async function readModelDirectory(uri: string, name?: string): Promise<MlflowModel> {
   const path = modelPathFromUri(uri);
   const isDir = await isDirectory(path);
   if (isDir === undefined) throw new ModelLoadError(`model path "${path}" does not exist`);
@@ -120,7 +120,7 @@ export async function readModelDirectory(uri: string): Promise<MlflowModel> {
   }
 
   return {
-    name: basename(path),
+    name: name ?? basename(path),
     path,
     onnxPath,
     flavors,

@@ -35,7 +35,7 @@ async function startCli(args: string[]): Promise<{ child: ChildProcess; line: { 
 describe("mlflow-connect serve: start-up errors", () => {
   const cases: Array<[string, string, RegExp]> = [
     ["a missing directory", "/nonexistent/model", /model path "\/nonexistent\/model" does not exist/],
-    ["a directory without MLmodel", `${BROKEN}/no-mlmodel`, /no-mlmodel" is not an MLflow model directory: it has no MLmodel file/],
+    ["a directory without MLmodel", `${BROKEN}/no-mlmodel`, /no-mlmodel" is neither an MLflow model directory \(it has no MLmodel file\) nor a repository of them/],
     ["an MLmodel that is not YAML", `${BROKEN}/bad-yaml`, /cannot parse ".*bad-yaml\/MLmodel"/],
     ["a model without an onnx flavor", `${BROKEN}/sklearn-only`, /sklearn-only" has no onnx flavor \(its flavors: python_function, sklearn\)\. mlflow-connect runs ONNX models: export yours with mlflow\.onnx/],
     ["a missing ONNX file", `${BROKEN}/missing-onnx-file`, /ONNX file ".*missing-onnx-file\/model\.onnx" named by .* does not exist/],

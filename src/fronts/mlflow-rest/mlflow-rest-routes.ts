@@ -40,7 +40,7 @@ export async function mlflowRestRoutes(app: FastifyInstance, opts: MlflowRestOpt
   });
 
   const ping = async (_req: unknown, reply: FastifyReply) => {
-    if (core.models().length === 0) return reply.code(503).type("text/plain").send("no model is loaded\n");
+    if (!core.ready()) return reply.code(503).type("text/plain").send("not ready\n");
     return reply.type("text/plain").send("\n");
   };
   app.get("/ping", ping);

@@ -20,10 +20,7 @@ const STREAM_WINDOW = 16;
 /** The typed API, mlflow.serving.v1.ModelService. */
 export function createModelService(core: InferenceService): ServiceImpl<typeof ModelService> {
   async function predict(req: Parameters<ServiceImpl<typeof ModelService>["predict"]>[0]) {
-    const model = core.model(req.modelName);
-    if (req.modelVersion !== "" && req.modelVersion !== model.version) {
-      throw invalidInput(`model "${model.name}" has no version "${req.modelVersion}"`);
-    }
+    const model = core.model(req.modelName, req.modelVersion);
     return responseToProto(await core.infer(requestFromProto(model, req)), wantsRaw(req));
   }
 
@@ -41,7 +38,7 @@ export function createModelService(core: InferenceService): ServiceImpl<typeof M
     predict,
 
     async getModel(req) {
-      return create(GetModelResponseSchema, { model: modelToProto(core.model(req.name)) });
+      return create(GetModelResponseSchema, { model: modelToProto(core.model(req.name, req.version)) });
     },
 
     async listModels() {

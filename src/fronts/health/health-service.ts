@@ -1,0 +1,57 @@
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { Health, type HealthCheckResponse, HealthCheckResponse_ServingStatus as Status, HealthCheckResponseSchema } from "../../../gen/grpc/health/v1/health_pb.js";
+import type { InferenceService } from "../../core/inference-service.js";
+
+/**
+ * grpc.health.v1.Health. The service "" (the server) and every gRPC service it
+ * exposes are SERVING once every model is loaded and until shutdown begins. A model's
+ * name is a service too: SERVING while that model is loaded, NOT_SERVING while it
+ * loads, after it is unloaded, and during shutdown.
+ */
+export function createHealthService(core: InferenceService, serviceNames: readonly string[]): ServiceImpl<typeof Health> {
+  const seenModels = new Set<string>();
+  const remember = () => [...core.models().map((m) => m.name), ...core.loading()].forEach((n) => seenModels.add(n));
+  remember();
+  core.onChange(remember);
+
+  function status(service: string): Status | undefined {
+    if (service === "" || serviceNames.includes(service)) return core.ready() ? Status.SERVING : Status.NOT_SERVING;
+    if (!seenModels.has(service)) return undefined;
+    const loaded = core.models().some((m) => m.name === service) && !core.loading().includes(service);
+    return loaded && !core.shuttingDown() ? Status.SERVING : Status.NOT_SERVING;
+  }
+
+  const response = (s: Status): HealthCheckResponse => create(HealthCheckResponseSchema, { status: s });
+
+  return {
+    async check(req) {
+      const s = status(req.service);
+      if (s === undefined) throw new ConnectError(`unknown service "${req.service}"`, Code.NotFound);
+      return response(s);
+    },
+
+    async *watch(req, context) {
+      // The status now and on every change, until the client goes away; during
+      // shutdown the stream ends after NOT_SERVING so that it does not hold the drain.
+      let wake: (() => void) | undefined;
+      const unsubscribe = core.onChange(() => wake?.());
+      const stopped = new Promise<void>((resolve) => context.signal.addEventListener("abort", () => resolve(), { once: true }));
+      try {
+        let last: Status | undefined;
+        for (;;) {
+          const changed = new Promise<void>((resolve) => (wake = resolve));
+          const s = status(req.service) ?? Status.SERVICE_UNKNOWN;
+          if (s !== last) yield response((last = s));
+          if (core.shuttingDown()) return;
+          await Promise.race([changed, stopped]);
+          if (context.signal.aborted) return;
+        }
+      } finally {
+        unsubscribe();
+      }
+    },
+  };
+}
+
+export { Health };

@@ -1,0 +1,56 @@
+import type { InferParameter } from "../../../gen/inference/grpc_predict_v2_pb.js";
+import { invalidInput } from "../../core/errors.js";
+import type { InferenceResponse } from "../../core/inference-service.js";
+import type { ServedModel } from "../../core/served-model.js";
+import { type DType, OIP_DATATYPES, type Tensor, dtypeFromOip, elementCount, formatShape } from "../../core/tensor.js";
+
+/** The dtype of an input's OIP datatype; an unknown one is refused. */
+export function inputDType(name: string, datatype: string): DType {
+  const dtype = dtypeFromOip(datatype);
+  if (!dtype) throw invalidInput(`input "${name}" has an unknown datatype "${datatype}" (expected one of ${Object.values(OIP_DATATYPES).join(", ")})`);
+  return dtype;
+}
+
+/** Checks that the data holds as many elements as the declared shape. */
+export function checkCount(name: string, shape: number[], count: number): void {
+  if (count !== elementCount(shape)) throw invalidInput(`input "${name}" has ${count} elements for shape ${formatShape(shape)}`);
+}
+
+/** The outputs the client asked for, in its order (all, in the graph's order, when it asked for none). */
+export function selectOutputs(response: InferenceResponse, requested: string[]): Array<readonly [string, Tensor]> {
+  if (requested.length === 0) return response.outputs;
+  return requested.map((name) => {
+    const found = response.outputs.find(([n]) => n === name);
+    if (!found) throw invalidInput(`model "${response.model}" has no output "${name}" (its outputs: ${response.outputs.map(([n]) => n).join(", ")})`);
+    return found;
+  });
+}
+
+/** OIP parameters as plain values (MLflow params). */
+export function paramsFromGrpc(parameters: Record<string, InferParameter>): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(parameters).map(([k, p]) => [k, typeof p.parameterChoice.value === "bigint" ? Number(p.parameterChoice.value) : p.parameterChoice.value]),
+  );
+}
+
+/** Model metadata as OIP describes it: inputs from the signature when present, else from the graph. */
+export function modelMetadata(model: ServedModel): {
+  name: string;
+  versions: string[];
+  platform: string;
+  inputs: Array<{ name: string; datatype: string; shape: number[] }>;
+  outputs: Array<{ name: string; datatype: string; shape: number[] }>;
+} {
+  const signatureOutputs = model.source.signature?.outputs;
+  const outputs =
+    signatureOutputs?.kind === "tensors" && signatureOutputs.tensors.every((t) => t.name)
+      ? model.outputs.map((o) => ({ ...o, shape: signatureOutputs.tensors.find((t) => t.name === o.name)?.shape ?? o.shape }))
+      : model.outputs;
+  return {
+    name: model.name,
+    versions: model.version ? [model.version] : [],
+    platform: "onnxruntime_onnx",
+    inputs: model.inputSpecs.map((s) => ({ name: s.name, datatype: OIP_DATATYPES[s.dtype], shape: [...s.shape] })),
+    outputs: outputs.map((o) => ({ name: o.name, datatype: OIP_DATATYPES[o.dtype], shape: [...o.shape] })),
+  };
+}

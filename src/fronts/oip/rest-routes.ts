@@ -1,0 +1,93 @@
+import type { FastifyInstance } from "fastify";
+import { bindTensors } from "../../core/bind-inputs.js";
+import { InferenceError, invalidInput } from "../../core/errors.js";
+import type { InferenceService } from "../../core/inference-service.js";
+import type { ModelRepository } from "../../core/model-repository.js";
+import { OIP_DATATYPES, type Tensor, tensorFromJson } from "../../core/tensor.js";
+import { toMlflowError } from "../error-codes.js";
+import { fieldValues, shapeFromWire } from "../typed-fields.js";
+import { checkCount, inputDType, modelMetadata, selectOutputs } from "./convert.js";
+
+export interface OipRestOptions {
+  core: InferenceService;
+  repository: ModelRepository;
+  server: { name: string; version: string };
+  bodyLimit: number;
+  logError: (error: unknown, message: string) => void;
+}
+
+interface InferRequestBody {
+  id?: string;
+  parameters?: Record<string, unknown>;
+  inputs?: Array<{ name?: string; shape?: number[]; datatype?: string; data?: unknown }>;
+  outputs?: Array<{ name?: string }>;
+}
+
+type ModelParams = { name: string; version?: string };
+
+/** A JSON input tensor of OIP REST as a core tensor: data flat or nested, in the declared shape. */
+function tensorFromRest(input: NonNullable<InferRequestBody["inputs"]>[number], index: number): [string, Tensor] {
+  if (typeof input?.name !== "string") throw invalidInput(`inputs[${index}] has no name`);
+  const { name } = input;
+  if (!Array.isArray(input.shape)) throw invalidInput(`input "${name}" has no shape`);
+  if (typeof input.datatype !== "string") throw invalidInput(`input "${name}" has no datatype`);
+  const dtype = inputDType(name, input.datatype);
+  const shape = shapeFromWire(name, input.shape);
+  // Data may be flat or nested; either way its elements fill the declared shape.
+  const parsed = tensorFromJson(name, Array.isArray(input.data) ? input.data : [input.data], dtype);
+  checkCount(name, shape, parsed.data.length);
+  return [name, { ...parsed, shape }];
+}
+
+/**
+ * The Open Inference Protocol's REST API (KServe V2), with the model repository
+ * extension. Errors are {"error": "..."} with the matching HTTP status.
+ */
+export async function oipRestRoutes(app: FastifyInstance, opts: OipRestOptions): Promise<void> {
+  const { core, repository } = opts;
+  app.setErrorHandler((error, _req, reply) => {
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status !== undefined && status < 500) return reply.code(status).send({ error: (error as Error).message });
+    const mapped = toMlflowError(error);
+    if (mapped.status >= 500) opts.logError(InferenceError.from(error).cause ?? error, "OIP request failed");
+    return reply.code(mapped.status).send({ error: mapped.body.message });
+  });
+
+  app.get("/v2", async () => ({ name: opts.server.name, version: opts.server.version, extensions: ["model_repository"] }));
+  app.get("/v2/health/live", async () => ({ live: true }));
+  // The spec answers readiness with the status code: 200 ready, 4xx not.
+  app.get("/v2/health/ready", async (_req, reply) => reply.code(core.ready() ? 200 : 400).send({ ready: core.ready() }));
+
+  for (const prefix of ["/v2/models/:name", "/v2/models/:name/versions/:version"]) {
+    app.get<{ Params: ModelParams }>(prefix, async (req) => modelMetadata(core.model(req.params.name, req.params.version)));
+    app.get<{ Params: ModelParams }>(`${prefix}/ready`, async (req, reply) => {
+      const ready = core.models().some((m) => m.name === req.params.name && (!req.params.version || m.version === req.params.version));
+      return reply.code(ready ? 200 : 400).send({ name: req.params.name, ready });
+    });
+    app.post<{ Params: ModelParams; Body: InferRequestBody }>(`${prefix}/infer`, { bodyLimit: opts.bodyLimit }, async (req) => {
+      const body = req.body;
+      if (typeof body !== "object" || body === null || !Array.isArray(body.inputs)) throw invalidInput('the request needs "inputs", a list of tensors');
+      const model = core.model(req.params.name, req.params.version);
+      const tensors = Object.fromEntries(body.inputs.map(tensorFromRest));
+      const response = await core.infer({ model: model.name, inputs: bindTensors(model, tensors), params: body.parameters });
+      const outputs = selectOutputs(response, (body.outputs ?? []).map((o) => String(o?.name)));
+      return {
+        model_name: response.model,
+        ...(response.version ? { model_version: response.version } : {}),
+        ...(body.id !== undefined ? { id: body.id } : {}),
+        outputs: outputs.map(([name, t]) => ({ name, datatype: OIP_DATATYPES[t.dtype], shape: t.shape, data: fieldValues(t).map((v) => (typeof v === "bigint" ? Number(v) : v)) })),
+      };
+    });
+  }
+
+  // The repository extension, as Triton and MLServer serve it.
+  app.post("/v2/repository/index", async () => repository.index());
+  app.post<{ Params: ModelParams }>("/v2/repository/models/:name/load", async (req) => {
+    await repository.load(req.params.name);
+    return {};
+  });
+  app.post<{ Params: ModelParams }>("/v2/repository/models/:name/unload", async (req) => {
+    await repository.unload(req.params.name);
+    return {};
+  });
+}
