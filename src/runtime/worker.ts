@@ -9,7 +9,13 @@ import type { GraphValueInfo, WireTensor, WorkerRequest, WorkerResponse } from "
 import { transferListOf } from "./transfer.js";
 
 const port = parentPort!;
-const sessions = new Map<string, ort.InferenceSession>();
+/** Sessions by model id; a promise, so that runs sent right behind a load wait for it (e.g. in a replacement worker). */
+const sessions = new Map<string, Promise<ort.InferenceSession>>();
+/**
+ * Runs in progress per model. Messages are handled concurrently (run() awaits), so an
+ * unload that arrives behind a run must wait for it before releasing the session.
+ */
+const running = new Map<string, Set<Promise<unknown>>>();
 
 function describeValue(meta: ort.InferenceSession.ValueMetadata): GraphValueInfo {
   if (!meta.isTensor) return { name: meta.name, dtype: "unsupported", shape: [] };
@@ -20,30 +26,43 @@ function describeValue(meta: ort.InferenceSession.ValueMetadata): GraphValueInfo
 async function handle(msg: WorkerRequest): Promise<[WorkerResponse, ArrayBuffer[]]> {
   switch (msg.type) {
     case "load": {
-      const session = await ort.InferenceSession.create(msg.onnxPath, {
+      const creating = ort.InferenceSession.create(msg.onnxPath, {
         intraOpNumThreads: msg.settings.intraOpNumThreads,
         interOpNumThreads: msg.settings.interOpNumThreads,
         executionMode: msg.settings.interOpNumThreads > 1 ? "parallel" : "sequential",
         graphOptimizationLevel: "all",
       });
-      await sessions.get(msg.modelId)?.release();
-      sessions.set(msg.modelId, session);
+      sessions.set(msg.modelId, creating);
+      let session: ort.InferenceSession;
+      try {
+        session = await creating;
+      } catch (error) {
+        sessions.delete(msg.modelId);
+        throw error;
+      }
       const graph = { inputs: session.inputMetadata.map(describeValue), outputs: session.outputMetadata.map(describeValue) };
       return [{ id: msg.id, ok: true, graph }, []];
     }
     case "unload": {
-      await sessions.get(msg.modelId)?.release();
+      const session = sessions.get(msg.modelId);
       sessions.delete(msg.modelId);
+      await Promise.allSettled(running.get(msg.modelId) ?? []);
+      running.delete(msg.modelId);
+      await (await session?.catch(() => undefined))?.release();
       return [{ id: msg.id, ok: true }, []];
     }
     case "run": {
-      const session = sessions.get(msg.modelId);
-      if (!session) throw new Error(`model ${msg.modelId} is not loaded in this worker`);
+      const loaded = sessions.get(msg.modelId);
+      if (!loaded) throw new Error(`model ${msg.modelId} is not loaded in this worker`);
       const feeds: Record<string, ort.Tensor> = {};
       for (const [name, t] of Object.entries(msg.inputs)) {
         feeds[name] = new ort.Tensor(t.dtype as ort.Tensor.Type, t.data as ort.Tensor.DataType, t.shape);
       }
-      const results = await session.run(feeds);
+      // Registered before the first await, so an unload queued behind this run sees it.
+      const run = loaded.then((session) => session.run(feeds));
+      const inFlight = running.get(msg.modelId) ?? new Set<Promise<unknown>>();
+      running.set(msg.modelId, inFlight.add(run));
+      const results = await run.finally(() => inFlight.delete(run));
       const outputs: Record<string, WireTensor> = {};
       for (const [name, t] of Object.entries(results)) {
         outputs[name] = { dtype: t.type, shape: t.dims, data: t.data as WireTensor["data"] };

@@ -1,0 +1,175 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { cpSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
+import { GRPCInferenceService } from "../../gen/inference/grpc_predict_v2_pb.js";
+import { reference } from "../helpers/reference.js";
+import { makeRepository } from "../helpers/repository.js";
+import { GREETER, IRIS, MULTI, ROOT, type RunningServer, TABULAR, startServer } from "../helpers/server.js";
+
+const exec = promisify(execFile);
+const BUF = `${ROOT}node_modules/.bin/buf`;
+const { iris } = reference;
+
+const irisRequest = {
+  modelName: "iris",
+  inputs: [{ name: "input", datatype: "FP32", shape: [BigInt(iris.rows.length), 4n], contents: { fp32Contents: iris.rows.flat() } }],
+};
+
+/** Collects a Watch stream's statuses; `until` resolves once one satisfies `predicate`. */
+function watch(server: RunningServer, service: string) {
+  const client = createClient(Health, createGrpcTransport({ baseUrl: server.url }));
+  const controller = new AbortController();
+  const seen: Status[] = [];
+  const waiters: Array<{ predicate: (s: Status) => boolean; resolve: () => void }> = [];
+  const done = (async () => {
+    try {
+      for await (const res of client.watch({ service }, { signal: controller.signal })) {
+        seen.push(res.status);
+        for (const w of [...waiters]) if (w.predicate(res.status)) w.resolve();
+      }
+    } catch (error) {
+      if (ConnectError.from(error).code !== Code.Canceled) throw error;
+    }
+  })();
+  return {
+    seen,
+    done,
+    until: (status: Status) => (seen.includes(status) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ predicate: (s) => s === status, resolve }))),
+    stop: () => controller.abort(),
+  };
+}
+
+describe("gRPC reflection", () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startServer([IRIS]);
+  });
+  after(() => server.close());
+
+  for (const protocol of ["grpc-v1", "grpc-v1alpha"]) {
+    it(`lists and calls every service through ${protocol} reflection with buf curl, no schema given`, async () => {
+      const { stdout } = await exec(BUF, ["curl", "--http2-prior-knowledge", "--reflect-protocol", protocol, "--list-methods", server.url]);
+      const methods = stdout.trim().split("\n");
+      for (const m of [
+        "MLflow/predict",
+        "mlflow.serving.v1.ModelService/Predict",
+        "mlflow.serving.v1.ModelService/PredictStream",
+        "inference.GRPCInferenceService/ModelInfer",
+        "grpc.health.v1.Health/Watch",
+        "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+      ]) {
+        assert.ok(methods.includes(m), `${m} in ${stdout}`);
+      }
+      const live = await exec(BUF, ["curl", "--http2-prior-knowledge", "--protocol", "grpc", "--reflect-protocol", protocol, "-d", "{}", `${server.url}/inference.GRPCInferenceService/ServerLive`]);
+      assert.deepEqual(JSON.parse(live.stdout), { live: true });
+      const model = await exec(BUF, ["curl", "--http2-prior-knowledge", "--reflect-protocol", protocol, "-d", '{"name": "iris"}', `${server.url}/mlflow.serving.v1.ModelService/GetModel`]);
+      assert.equal((JSON.parse(model.stdout) as { model: { flavor: string } }).model.flavor, "onnx");
+    });
+  }
+});
+
+describe("health and the model repository", () => {
+  let server: RunningServer;
+  let repo: string;
+  before(async () => {
+    repo = makeRepository({ iris: IRIS, greeter: GREETER, tabular: TABULAR });
+    server = await startServer([repo], { workers: 2 });
+  });
+  after(() => server?.close());
+
+  it("Check answers per service and model, NOT_FOUND for unknown ones", async () => {
+    const client = createClient(Health, createGrpcTransport({ baseUrl: server.url }));
+    for (const service of ["", "inference.GRPCInferenceService", "mlflow.serving.v1.ModelService", "iris", "greeter", "tabular"]) {
+      assert.equal((await client.check({ service })).status, Status.SERVING, service);
+    }
+    await assert.rejects(client.check({ service: "nope" }), (e: unknown) => ConnectError.from(e).code === Code.NotFound);
+  });
+
+  it("Watch follows a model from unknown through loading to serving, and to not serving when unloaded", async () => {
+    const w = watch(server, "multi");
+    await w.until(Status.SERVICE_UNKNOWN);
+    cpSync(MULTI, join(repo, "multi"), { recursive: true }); // a new model appears in the repository
+    const load = await fetch(`${server.url}/v2/repository/models/multi/load`, { method: "POST" });
+    assert.equal(load.status, 200);
+    await w.until(Status.SERVING);
+    const unload = await fetch(`${server.url}/v2/repository/models/multi/unload`, { method: "POST" });
+    assert.equal(unload.status, 200);
+    await w.until(Status.NOT_SERVING);
+    w.stop();
+    await w.done;
+    // Unknown first, serving once loaded (not serving while loading, when the watch saw it), not serving at the end.
+    assert.equal(w.seen[0], Status.SERVICE_UNKNOWN);
+    assert.deepEqual(w.seen.slice(-2), [Status.SERVING, Status.NOT_SERVING]);
+    assert.ok(w.seen.slice(1, -2).every((s) => s === Status.NOT_SERVING), String(w.seen));
+    const index = (await (await fetch(`${server.url}/v2/repository/index`, { method: "POST" })).json()) as Array<{ name: string; state: string }>;
+    assert.deepEqual(index.map((e) => [e.name, e.state]), [["greeter", "READY"], ["iris", "READY"], ["multi", "UNAVAILABLE"], ["tabular", "READY"]]);
+  });
+
+  it("loads, reloads and unloads models under steady traffic without failing a request", async () => {
+    const client = createClient(GRPCInferenceService, createGrpcTransport({ baseUrl: server.url }));
+    let stop = false;
+    let calls = 0;
+    const failures: string[] = [];
+    const traffic = Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        try {
+          const res = await client.modelInfer(irisRequest);
+          assert.deepEqual(res.outputs[0]!.contents!.int64Contents.map(Number), iris.label);
+          calls++;
+        } catch (error) {
+          failures.push(String(error));
+        }
+      }
+    });
+    const post = async (path: string) => {
+      const res = await fetch(`${server.url}${path}`, { method: "POST" });
+      assert.equal(res.status, 200, `${path}: ${await res.text()}`);
+    };
+    for (let i = 0; i < 3; i++) {
+      await post("/v2/repository/models/iris/load"); // reload: the new sessions replace the old ones
+      await post("/v2/repository/models/greeter/unload");
+      await post("/v2/repository/models/greeter/load");
+    }
+    stop = true;
+    await Promise.all(traffic);
+    assert.deepEqual(failures, []);
+    assert.ok(calls > 20, `${calls} calls`);
+    const greeter = await client.modelReady({ name: "greeter" });
+    assert.equal(greeter.ready, true);
+  });
+
+  it("serves the newest version after a load, refusing calls to an unloaded model", async () => {
+    const client = createClient(GRPCInferenceService, createGrpcTransport({ baseUrl: server.url }));
+    cpSync(IRIS, join(repo, "versioned", "1"), { recursive: true });
+    await fetch(`${server.url}/v2/repository/models/versioned/load`, { method: "POST" });
+    assert.deepEqual((await client.modelMetadata({ name: "versioned" })).versions, ["1"]);
+    cpSync(IRIS, join(repo, "versioned", "2"), { recursive: true });
+    await fetch(`${server.url}/v2/repository/models/versioned/load`, { method: "POST" });
+    assert.deepEqual((await client.modelMetadata({ name: "versioned" })).versions, ["2"]);
+    await fetch(`${server.url}/v2/repository/models/versioned/unload`, { method: "POST" });
+    const error = await client.modelInfer({ ...irisRequest, modelName: "versioned" }).then(
+      () => assert.fail("an unloaded model answered"),
+      (e: unknown) => ConnectError.from(e),
+    );
+    assert.equal(error.code, Code.NotFound);
+    const missing = await fetch(`${server.url}/v2/repository/models/absent/load`, { method: "POST" });
+    assert.equal(missing.status, 404);
+    assert.match(((await missing.json()) as { error: string }).error, /model "absent" is not in the model repository/);
+  });
+
+  it("turns NOT_SERVING when shutdown begins and ends the watch", async () => {
+    const w = watch(server, "");
+    await w.until(Status.SERVING);
+    const closing = server.close();
+    await w.done;
+    await closing;
+    assert.deepEqual(w.seen, [Status.SERVING, Status.NOT_SERVING]);
+  });
+});
