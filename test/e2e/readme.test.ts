@@ -8,12 +8,20 @@ import { commandExists, toolSkip } from "../helpers/tools.js";
 
 const exec = promisify(execFile);
 
-/** Every ```sh example or ```js example block of the README with the ```json block that follows it. */
-function examples(): Array<{ language: string; command: string; expected: string }> {
+interface Example {
+  language: string;
+  command: string;
+  /** json: compared as JSON values; text: compared line by line. */
+  format: string;
+  expected: string;
+}
+
+/** Every ```sh example or ```js example block of the README with the ```json or ```text block that follows it. */
+function examples(): Example[] {
   const readme = readFileSync(`${ROOT}README.md`, "utf8");
-  const found: Array<{ language: string; command: string; expected: string }> = [];
-  const pattern = /```(sh|js) example\n([\s\S]*?)```\s*```json\n([\s\S]*?)```/g;
-  for (let m = pattern.exec(readme); m; m = pattern.exec(readme)) found.push({ language: m[1]!, command: m[2]!, expected: m[3]! });
+  const found: Example[] = [];
+  const pattern = /```(sh|js) example\n([\s\S]*?)```\s*```(json|text)\n([\s\S]*?)```/g;
+  for (let m = pattern.exec(readme); m; m = pattern.exec(readme)) found.push({ language: m[1]!, command: m[2]!, format: m[3]!, expected: m[4]! });
   return found;
 }
 
@@ -30,7 +38,7 @@ describe("README examples work as written", () => {
   const list = examples();
   it("has examples", () => assert.ok(list.length >= 6, `${list.length} examples`));
 
-  for (const { language, command, expected } of list) {
+  for (const { language, command, format, expected } of list) {
     it(command.split("\n")[0]!.slice(0, 80), async (t) => {
       if (toolSkip("curl", commandExists("curl"), "apt-get install -y curl")) return t.skip("curl missing");
       const script = command.replaceAll(/:50051\b/g, `:${iris.port}`).replaceAll(/:50052\b/g, `:${greeter.port}`);
@@ -39,7 +47,8 @@ describe("README examples work as written", () => {
         language === "js"
           ? await exec(process.execPath, ["--input-type=module", "-e", script], { cwd: ROOT, timeout: 60_000 })
           : await exec("sh", ["-c", script], { cwd: ROOT, timeout: 60_000 });
-      assert.deepEqual(JSON.parse(stdout), JSON.parse(expected));
+      if (format === "text") assert.equal(stdout.trim(), expected.trim());
+      else assert.deepEqual(JSON.parse(stdout), JSON.parse(expected));
     });
   }
 });
