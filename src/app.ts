@@ -57,7 +57,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   await repository.loadAll();
   const server = { name: "mlflow-connect", version: packageVersion };
 
-  const names = core.models().map((m) => `"${m.name}"`).join(", ");
+  const names = `${core.models().length > 1 ? "models" : "model"} ${core.models().map((m) => `"${m.name}"`).join(", ")}`;
   const fastify = Fastify({
     logger: { level: config.logLevel },
     // Per-request access logs come with the production-readiness work; one line at start for now.
@@ -115,7 +115,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
         port: config.port,
         // The one start-up line: where it listens and what it serves.
         listenTextResolver: (address) =>
-          `mlflow-connect listening on ${address} (gRPC, gRPC-Web, Connect; HTTP/1.1 and h2c); model ${names} ready`,
+          `mlflow-connect listening on ${address} (gRPC, gRPC-Web, Connect; HTTP/1.1 and h2c); ${names} ready`,
       }),
     close: () => fastify.close(),
   };
