@@ -3,7 +3,7 @@ import type http from "node:http";
 import { fileURLToPath } from "node:url";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
-import { type ServerConfig } from "./config.js";
+import { type ServerConfig, intraOpThreads } from "./config.js";
 import { createInferenceService, type InferenceService } from "./core/inference-service.js";
 import { type ModelRepository, createModelRepository } from "./core/model-repository.js";
 import { createErrorInterceptor } from "./fronts/error-interceptor.js";
@@ -42,7 +42,7 @@ const packageVersion = (JSON.parse(readFileSync(new URL("package.json", projectR
  */
 export async function build(config: ServerConfig): Promise<App> {
   const sources = await resolveModelArguments(config.models);
-  const pool = createOrtPool({ workers: config.workers, settings: { intraOpNumThreads: 1, interOpNumThreads: 1 } });
+  const pool = createOrtPool({ workers: config.workers, settings: { intraOpNumThreads: intraOpThreads(config.workers), interOpNumThreads: 1 } });
   try {
     return await mount(config, sources, pool);
   } catch (error) {
@@ -52,7 +52,8 @@ export async function build(config: ServerConfig): Promise<App> {
 }
 
 async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool): Promise<App> {
-  const core = createInferenceService({ pool });
+  const { maxBatchSize, maxBatchDelayMs, maxQueue } = config;
+  const core = createInferenceService({ pool, batching: { maxBatchSize, maxBatchDelayMs, maxQueue } });
   const repository = createModelRepository(core, sources);
   await repository.loadAll();
   const server = { name: "mlflow-connect", version: packageVersion };
@@ -79,9 +80,9 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     routes: (router) => {
       const services = [MLflow, ModelService, GRPCInferenceService, Health];
       const reflection = createReflectionServices(services);
-      router.service(MLflow, createSeedService(core));
-      router.service(ModelService, createModelService(core));
-      router.service(GRPCInferenceService, createGrpcInferenceService(core, server));
+      router.service(MLflow, createSeedService(core, config.defaultDeadlineMs));
+      router.service(ModelService, createModelService(core, config.defaultDeadlineMs));
+      router.service(GRPCInferenceService, createGrpcInferenceService(core, server, config.defaultDeadlineMs));
       router.service(Health, createHealthService(core, [...services, ServerReflectionV1, ServerReflectionV1alpha].map((s) => s.typeName)));
       router.service(ServerReflectionV1, reflection.v1);
       router.service(ServerReflectionV1alpha, reflection.v1alpha);
@@ -94,6 +95,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     core,
     version: packageVersion,
     bodyLimit: config.maxMessageBytes,
+    defaultDeadlineMs: config.defaultDeadlineMs,
     logError: (err, msg) => fastify.log.error({ err }, msg),
   });
   await fastify.register(oipRestRoutes, {
@@ -101,6 +103,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     repository,
     server,
     bodyLimit: config.maxMessageBytes,
+    defaultDeadlineMs: config.defaultDeadlineMs,
     logError: (err, msg) => fastify.log.error({ err }, msg),
   });
   await fastify.register(webDemoStatic, { root: webDemoRoot });

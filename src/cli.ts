@@ -4,7 +4,8 @@
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { build } from "./app.js";
-import { DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, LOG_LEVELS, type LogLevel, defaultWorkers } from "./config.js";
+import { DEFAULT_BATCHER_OPTIONS } from "./core/batcher.js";
+import { DEFAULT_DEADLINE_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, LOG_LEVELS, type LogLevel, defaultWorkers } from "./config.js";
 import { ModelLoadError } from "./mlflow/model-directory.js";
 
 function integer(min: number, max: number) {
@@ -26,6 +27,10 @@ interface ServeOptions {
   workers: number;
   maxMessageBytes: number;
   logLevel: LogLevel;
+  maxBatchSize: number;
+  maxBatchDelayMs: number;
+  maxQueue: number;
+  defaultDeadlineMs: number;
 }
 
 async function serve(modelUris: string[], options: ServeOptions): Promise<void> {
@@ -80,6 +85,14 @@ program
       .argParser(integer(1, 2 ** 31 - 1)),
   )
   .addOption(new Option("--log-level <level>", "log level").choices(LOG_LEVELS).default(DEFAULT_LOG_LEVEL))
+  .addOption(new Option("--max-batch-size <rows>", "most rows one merged model run may hold (1 turns batching off)").default(DEFAULT_BATCHER_OPTIONS.maxBatchSize).argParser(integer(1, 65536)))
+  .addOption(
+    new Option("--max-batch-delay-ms <ms>", "longest a request waits for others to join its batch, only while its model is busy")
+      .default(DEFAULT_BATCHER_OPTIONS.maxBatchDelayMs)
+      .argParser(integer(0, 10_000)),
+  )
+  .addOption(new Option("--max-queue <n>", "requests that may wait per model before new ones fail as overloaded").default(DEFAULT_BATCHER_OPTIONS.maxQueue).argParser(integer(1, 1_000_000)))
+  .addOption(new Option("--default-deadline-ms <ms>", "deadline of a request whose client set none").default(DEFAULT_DEADLINE_MS).argParser(integer(1, 86_400_000)))
   .action(serve);
 
 program.parseAsync().catch((error: unknown) => {

@@ -1,4 +1,5 @@
 import { availableParallelism } from "node:os";
+import { DEFAULT_BATCHER_OPTIONS } from "./core/batcher.js";
 
 /** Port of the original mlflow-grpc wrapper, so its clients work unchanged. */
 export const DEFAULT_PORT = 50051;
@@ -7,6 +8,7 @@ export const DEFAULT_HOST = "127.0.0.1";
 /** gRPC's customary default message limit. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_LOG_LEVEL = "info";
+export const DEFAULT_DEADLINE_MS = 60_000;
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -24,11 +26,24 @@ export interface ServerConfig {
   maxMessageBytes: number;
   /** pino log level. Default info. */
   logLevel: LogLevel;
+  /** Most rows one merged model run may hold. Default 32. */
+  maxBatchSize: number;
+  /** Longest a request waits for others to join its batch while its model is busy, in ms. Default 1. */
+  maxBatchDelayMs: number;
+  /** Requests that may wait per model before new ones fail as overloaded. Default 1024. */
+  maxQueue: number;
+  /** Deadline of a request whose client set none, in ms. Default 60000. */
+  defaultDeadlineMs: number;
 }
 
 /** Default worker count: one per core, each running its sessions with one intra-op thread. */
 export function defaultWorkers(): number {
   return availableParallelism();
+}
+
+/** onnxruntime threads per session so that workers x threads matches the cores, no more. */
+export function intraOpThreads(workers: number): number {
+  return Math.max(1, Math.floor(availableParallelism() / workers));
 }
 
 /** A full configuration from the given fields and the defaults. */
@@ -39,6 +54,8 @@ export function withDefaults(config: Partial<ServerConfig> & Pick<ServerConfig, 
     workers: defaultWorkers(),
     maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
     logLevel: DEFAULT_LOG_LEVEL,
+    ...DEFAULT_BATCHER_OPTIONS,
+    defaultDeadlineMs: DEFAULT_DEADLINE_MS,
     ...config,
   };
 }

@@ -1,5 +1,6 @@
 import { ModelLoadError, type MlflowModel } from "../mlflow/model-directory.js";
-import type { GraphValueInfo, WireTensor } from "../runtime/messages.js";
+import type { GraphValueInfo } from "../runtime/messages.js";
+import { type BatchStats, type Batcher, type BatcherOptions, canBatch, createBatcher } from "./batcher.js";
 import type { OrtPool } from "../runtime/ort-pool.js";
 import { InferenceError } from "./errors.js";
 import { readOnnxInfo } from "../mlflow/onnx-info.js";
@@ -18,6 +19,10 @@ export interface InferenceRequest {
   inputs: Record<string, Tensor>;
   /** MLflow params, checked against the signature's params schema. */
   params?: Record<string, unknown>;
+  /** Epoch ms after which the request is answered DEADLINE_EXCEEDED instead of run. */
+  deadline?: number;
+  /** Aborted when the client goes away: a request not yet run is dropped. */
+  signal?: AbortSignal;
 }
 
 export interface InferenceResponse {
@@ -52,10 +57,14 @@ export interface InferenceService {
   beginShutdown(): void;
   /** Whether beginShutdown() was called. */
   shuttingDown(): boolean;
+  /** Batching counters of a served model. */
+  batchStats(name: string): BatchStats;
 }
 
 export interface InferenceServiceDeps {
   pool: OrtPool;
+  /** Batching and queue settings of every model. */
+  batching: Omit<BatcherOptions, "concurrency">;
 }
 
 function toGraphInfo(model: string, where: "input" | "output", info: GraphValueInfo): GraphTensorInfo {
@@ -70,7 +79,8 @@ function toGraphInfo(model: string, where: "input" | "output", info: GraphValueI
 
 /** Creates the inference core over a worker pool. */
 export function createInferenceService(deps: InferenceServiceDeps): InferenceService {
-  const served = new Map<string, ServedModel & { runtimeId: string }>();
+  type Entry = ServedModel & { runtimeId: string; batcher: Batcher };
+  const served = new Map<string, Entry>();
   const loading = new Set<string>();
   const listeners = new Set<() => void>();
   let generation = 0;
@@ -83,7 +93,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
       const runtimeId = `${source.name}#${++generation}`;
       loading.add(source.name);
       changed();
-      let model: ServedModel & { runtimeId: string };
+      let model: Entry;
       try {
         let graph;
         try {
@@ -92,15 +102,18 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
           throw new ModelLoadError(`cannot load the ONNX model "${source.onnxPath}": ${(error as Error).message}`);
         }
         const inputs = graph.inputs.map((i) => toGraphInfo(source.name, "input", i));
+        const outputs = graph.outputs.map((o) => toGraphInfo(source.name, "output", o));
         const { kind, specs } = describeInputs(source, inputs);
+        const run = async (feeds: Record<string, Tensor>) => (await deps.pool.run(runtimeId, feeds)) as Record<string, Tensor>;
         model = {
           name: source.name,
           version,
           runtimeId,
+          batcher: createBatcher(source.name, canBatch(inputs, outputs), run, { ...deps.batching, concurrency: deps.pool.size }),
           source,
           onnx: await readOnnxInfo(source.onnxPath),
           inputs,
-          outputs: graph.outputs.map((o) => toGraphInfo(source.name, "output", o)),
+          outputs,
           schemaKind: kind,
           inputSpecs: specs,
         };
@@ -113,8 +126,11 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
       const previous = served.get(model.name);
       served.set(model.name, model);
       changed();
-      // Runs already sent to the old sessions are ahead of this in each worker's queue.
-      if (previous) await deps.pool.unload(previous.runtimeId);
+      // Requests that reached the old model finish on it before its sessions go.
+      if (previous) {
+        await previous.batcher.drain();
+        await deps.pool.unload(previous.runtimeId);
+      }
       return model;
     },
 
@@ -123,6 +139,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
       if (!model) throw new InferenceError("not_found", `model "${name}" is not loaded`);
       served.delete(name);
       changed();
+      await model.batcher.drain();
       await deps.pool.unload(model.runtimeId);
     },
 
@@ -147,13 +164,15 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
     },
 
     async infer(request) {
-      const model = this.model(request.model, request.version) as ServedModel & { runtimeId: string };
+      const model = this.model(request.model, request.version) as Entry;
       validateInputs(model, request.inputs);
-      resolveParams(model.source.signature?.params, request.params); // ONNX sessions take no params: checked only
-      let outputs: Record<string, WireTensor>;
+      // ONNX sessions take no params: checked, and requests with other params are not merged.
+      const params = resolveParams(model.source.signature?.params, request.params);
+      let outputs: Record<string, Tensor>;
       try {
-        outputs = await deps.pool.run(model.runtimeId, request.inputs);
+        outputs = await model.batcher.submit({ inputs: request.inputs, key: JSON.stringify(params), deadline: request.deadline, signal: request.signal });
       } catch (error) {
+        if (error instanceof InferenceError) throw error;
         throw new InferenceError("internal", `model "${model.name}" failed to run`, { cause: error });
       }
       return {
@@ -179,6 +198,12 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
 
     shuttingDown() {
       return shuttingDown;
+    },
+
+    batchStats(name) {
+      const model = served.get(name);
+      if (!model) throw new InferenceError("not_found", `model "${name}" is not loaded`);
+      return model.batcher.stats;
     },
   };
 }

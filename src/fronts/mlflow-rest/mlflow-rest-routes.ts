@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { InferenceService } from "../../core/inference-service.js";
 import { parseScoringCsv, parseScoringJson } from "../../mlflow/scoring-format.js";
+import { httpLimits } from "../call-limits.js";
 import { toMlflowError } from "../error-codes.js";
 import { predictionsJson, requestFromScoring } from "../mlflow-json.js";
 
@@ -10,6 +11,8 @@ export interface MlflowRestOptions {
   version: string;
   /** Largest request body, in bytes. */
   bodyLimit: number;
+  /** Deadline of every request, in ms. */
+  defaultDeadlineMs: number;
   /** Where internal failures are reported. */
   logError: (error: unknown, message: string) => void;
 }
@@ -36,6 +39,7 @@ export async function mlflowRestRoutes(app: FastifyInstance, opts: MlflowRestOpt
     }
     const { status, body } = toMlflowError(error);
     if (status >= 500) opts.logError((error as { cause?: unknown }).cause ?? error, "POST /invocations failed");
+    if (status === 429) reply.header("retry-after", "1");
     return reply.code(status).send(body);
   });
 
@@ -58,7 +62,7 @@ export async function mlflowRestRoutes(app: FastifyInstance, opts: MlflowRestOpt
     const text = typeof req.body === "string" ? req.body : "";
     const scoring = type === "text/csv" ? parseScoringCsv(text) : parseScoringJson(text);
     const model = core.model();
-    const response = await core.infer(requestFromScoring(model, scoring));
+    const response = await core.infer({ ...requestFromScoring(model, scoring), ...httpLimits(reply, opts.defaultDeadlineMs) });
     return reply.type("application/json").send(predictionsJson(response));
   });
 }

@@ -11,6 +11,7 @@ import { bindTensors } from "../../core/bind-inputs.js";
 import { invalidInput } from "../../core/errors.js";
 import type { InferenceService } from "../../core/inference-service.js";
 import { OIP_DATATYPES, type Tensor } from "../../core/tensor.js";
+import { rpcLimits } from "../call-limits.js";
 import { type TypedFields, fieldFor, fieldValues, rawFromTensor, shapeFromWire, tensorFromFields, tensorFromRaw } from "../typed-fields.js";
 import { inputDType, modelMetadata, paramsFromGrpc, selectOutputs } from "./convert.js";
 
@@ -35,7 +36,11 @@ function contentsOf(t: Tensor): InferTensorContents {
 }
 
 /** The Open Inference Protocol's gRPC service, inference.GRPCInferenceService. */
-export function createGrpcInferenceService(core: InferenceService, server: { name: string; version: string }): ServiceImpl<typeof GRPCInferenceService> {
+export function createGrpcInferenceService(
+  core: InferenceService,
+  server: { name: string; version: string },
+  defaultDeadlineMs: number,
+): ServiceImpl<typeof GRPCInferenceService> {
   return {
     serverLive: async () => ({ live: true }),
     serverReady: async () => ({ ready: core.ready() }),
@@ -47,7 +52,7 @@ export function createGrpcInferenceService(core: InferenceService, server: { nam
       return create(ModelMetadataResponseSchema, { ...meta, inputs: meta.inputs.map(tensor), outputs: meta.outputs.map(tensor) });
     },
 
-    async modelInfer(req) {
+    async modelInfer(req, context) {
       const model = core.model(req.modelName, req.modelVersion);
       const raw = req.rawInputContents.length > 0;
       if (raw && req.rawInputContents.length !== req.inputs.length) {
@@ -66,7 +71,12 @@ export function createGrpcInferenceService(core: InferenceService, server: { nam
         const values = field === "strings" ? contents.bytesContents.map((b) => new TextDecoder().decode(b)) : contents[CONTENTS[field]];
         tensors[input.name] = tensorFromFields(input.name, dtype, shape, values);
       });
-      const response = await core.infer({ model: model.name, inputs: bindTensors(model, tensors), params: paramsFromGrpc(req.parameters) });
+      const response = await core.infer({
+        model: model.name,
+        inputs: bindTensors(model, tensors),
+        params: paramsFromGrpc(req.parameters),
+        ...rpcLimits(context, defaultDeadlineMs),
+      });
       const outputs = selectOutputs(response, req.outputs.map((o) => o.name));
       return create(ModelInferResponseSchema, {
         modelName: response.model,

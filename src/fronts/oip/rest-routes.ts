@@ -4,6 +4,7 @@ import { InferenceError, invalidInput } from "../../core/errors.js";
 import type { InferenceService } from "../../core/inference-service.js";
 import type { ModelRepository } from "../../core/model-repository.js";
 import { OIP_DATATYPES, type Tensor, tensorFromJson } from "../../core/tensor.js";
+import { httpLimits } from "../call-limits.js";
 import { toMlflowError } from "../error-codes.js";
 import { fieldValues, shapeFromWire } from "../typed-fields.js";
 import { checkCount, inputDType, modelMetadata, selectOutputs } from "./convert.js";
@@ -13,6 +14,7 @@ export interface OipRestOptions {
   repository: ModelRepository;
   server: { name: string; version: string };
   bodyLimit: number;
+  defaultDeadlineMs: number;
   logError: (error: unknown, message: string) => void;
 }
 
@@ -50,6 +52,7 @@ export async function oipRestRoutes(app: FastifyInstance, opts: OipRestOptions):
     if (status !== undefined && status < 500) return reply.code(status).send({ error: (error as Error).message });
     const mapped = toMlflowError(error);
     if (mapped.status >= 500) opts.logError(InferenceError.from(error).cause ?? error, "OIP request failed");
+    if (mapped.status === 429) reply.header("retry-after", "1");
     return reply.code(mapped.status).send({ error: mapped.body.message });
   });
 
@@ -64,12 +67,17 @@ export async function oipRestRoutes(app: FastifyInstance, opts: OipRestOptions):
       const ready = core.models().some((m) => m.name === req.params.name && (!req.params.version || m.version === req.params.version));
       return reply.code(ready ? 200 : 400).send({ name: req.params.name, ready });
     });
-    app.post<{ Params: ModelParams; Body: InferRequestBody }>(`${prefix}/infer`, { bodyLimit: opts.bodyLimit }, async (req) => {
+    app.post<{ Params: ModelParams; Body: InferRequestBody }>(`${prefix}/infer`, { bodyLimit: opts.bodyLimit }, async (req, reply) => {
       const body = req.body;
       if (typeof body !== "object" || body === null || !Array.isArray(body.inputs)) throw invalidInput('the request needs "inputs", a list of tensors');
       const model = core.model(req.params.name, req.params.version);
       const tensors = Object.fromEntries(body.inputs.map(tensorFromRest));
-      const response = await core.infer({ model: model.name, inputs: bindTensors(model, tensors), params: body.parameters });
+      const response = await core.infer({
+        model: model.name,
+        inputs: bindTensors(model, tensors),
+        params: body.parameters,
+        ...httpLimits(reply, opts.defaultDeadlineMs),
+      });
       const outputs = selectOutputs(response, (body.outputs ?? []).map((o) => String(o?.name)));
       return {
         model_name: response.model,

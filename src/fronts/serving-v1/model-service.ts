@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import {
   GetModelResponseSchema,
@@ -11,6 +11,7 @@ import {
 } from "../../../gen/mlflow/serving/v1/model_service_pb.js";
 import { invalidInput } from "../../core/errors.js";
 import type { InferenceService } from "../../core/inference-service.js";
+import { rpcLimits } from "../call-limits.js";
 import { toConnectError } from "../error-codes.js";
 import { modelToProto, requestFromProto, responseToProto, wantsRaw } from "./convert.js";
 
@@ -18,16 +19,17 @@ import { modelToProto, requestFromProto, responseToProto, wantsRaw } from "./con
 const STREAM_WINDOW = 16;
 
 /** The typed API, mlflow.serving.v1.ModelService. */
-export function createModelService(core: InferenceService): ServiceImpl<typeof ModelService> {
-  async function predict(req: Parameters<ServiceImpl<typeof ModelService>["predict"]>[0]) {
+export function createModelService(core: InferenceService, defaultDeadlineMs: number): ServiceImpl<typeof ModelService> {
+  async function predict(req: Parameters<ServiceImpl<typeof ModelService>["predict"]>[0], context: HandlerContext) {
     const model = core.model(req.modelName, req.modelVersion);
-    return responseToProto(await core.infer(requestFromProto(model, req)), wantsRaw(req));
+    const request = { ...requestFromProto(model, req), ...rpcLimits(context, defaultDeadlineMs) };
+    return responseToProto(await core.infer(request), wantsRaw(req));
   }
 
-  async function streamResult(msg: PredictStreamRequest): Promise<PredictStreamResponse> {
+  async function streamResult(msg: PredictStreamRequest, context: HandlerContext): Promise<PredictStreamResponse> {
     try {
       if (!msg.request) throw invalidInput("stream message has no request");
-      return create(PredictStreamResponseSchema, { result: { case: "response", value: await predict(msg.request) } });
+      return create(PredictStreamResponseSchema, { result: { case: "response", value: await predict(msg.request, context) } });
     } catch (error) {
       const e = toConnectError(error);
       return create(PredictStreamResponseSchema, { result: { case: "error", value: { code: codeToString(e.code), message: e.rawMessage } } });
@@ -45,10 +47,10 @@ export function createModelService(core: InferenceService): ServiceImpl<typeof M
       return create(ListModelsResponseSchema, { models: core.models().map(modelToProto) });
     },
 
-    async *predictStream(requests) {
+    async *predictStream(requests, context) {
       const window: Array<Promise<PredictStreamResponse>> = [];
       for await (const msg of requests) {
-        window.push(streamResult(msg));
+        window.push(streamResult(msg, context));
         if (window.length >= STREAM_WINDOW) yield await window.shift()!;
       }
       while (window.length > 0) yield await window.shift()!;

@@ -1,0 +1,93 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { MLflow } from "../../gen/mlflow_pb.js";
+import { ModelService } from "../../gen/mlflow/serving/v1/model_service_pb.js";
+import { DataType, TensorSchema } from "../../gen/mlflow/serving/v1/tensor_pb.js";
+import { PROBABILITY_TOLERANCE, reference } from "../helpers/reference.js";
+import { IRIS, type RunningServer, SLOW, startServer } from "../helpers/server.js";
+
+const { iris } = reference;
+const irisTensor = (rows: number[][]) => create(TensorSchema, { dtype: DataType.FLOAT32, shape: [BigInt(rows.length), BigInt(rows[0]!.length)], floatData: rows.flat() });
+
+describe("dynamic batching under concurrent load", () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startServer([IRIS], { workers: 1, maxBatchDelayMs: 2 });
+  });
+  after(() => server.close());
+
+  it("merges concurrent requests and gives every caller its own rows, in order; a bad request fails alone", async () => {
+    const client = createClient(ModelService, createGrpcTransport({ baseUrl: server.url }));
+    // Request i asks for reference rows i, i+1, ... (1 to 4 of them); every seventh is malformed.
+    const calls = Array.from({ length: 70 }, (_, i) => {
+      const picks = Array.from({ length: 1 + (i % 4) }, (_, k) => (i + k) % iris.rows.length);
+      const rows = picks.map((p) => iris.rows[p]!);
+      const bad = i % 7 === 3;
+      return { picks, bad, call: client.predict({ modelName: "iris", inputs: { input: irisTensor(bad ? rows.map((r) => r.slice(0, 3)) : rows) } }) };
+    });
+    const before = { ...server.app.core.batchStats("iris") };
+    const results = await Promise.allSettled(calls.map((c) => c.call));
+    results.forEach((result, i) => {
+      const { picks, bad } = calls[i]!;
+      if (bad) {
+        assert.equal(result.status, "rejected", `call ${i}`);
+        assert.equal(ConnectError.from((result as PromiseRejectedResult).reason).code, Code.InvalidArgument);
+        return;
+      }
+      assert.equal(result.status, "fulfilled", `call ${i}: ${String((result as PromiseRejectedResult).reason)}`);
+      const { outputs } = (result as PromiseFulfilledResult<Awaited<(typeof calls)[number]["call"]>>).value;
+      assert.deepEqual(outputs.label!.int64Data.map(Number), picks.map((p) => iris.label[p]!), `call ${i}`);
+      outputs.probabilities!.floatData.forEach((v, k) => assert.ok(Math.abs(v - iris.probabilities[picks[Math.floor(k / 3)]!]![k % 3]!) < PROBABILITY_TOLERANCE));
+    });
+    const stats = server.app.core.batchStats("iris");
+    const requests = stats.requests - before.requests;
+    const batches = stats.batches - before.batches;
+    assert.equal(requests, 60, "the 10 malformed requests never reached a batch");
+    assert.ok(batches < requests / 2, `${requests} requests ran in ${batches} batches`);
+    assert.ok(stats.largestBatchRows > 4, `largest batch ${stats.largestBatchRows} rows`);
+  });
+});
+
+describe("backpressure and deadlines", () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startServer([SLOW], { workers: 1, maxQueue: 2 });
+  });
+  after(() => server.close());
+
+  // The slow fixture squares an n x n matrix: n = 3000 keeps the one worker busy for a while.
+  const slow = (n: number) => JSON.stringify({ inputs: [n] });
+
+  it("fails requests past the queue at once: RESOURCE_EXHAUSTED over gRPC, 429 with Retry-After over HTTP; expired deadlines never run", async () => {
+    const client = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
+    const busy = client.predict({ value: slow(3000) });
+    await new Promise((r) => setTimeout(r, 50)); // let it reach the worker
+    const ran = server.app.core.batchStats("slow").requests;
+    // A deadline shorter than the busy run: answered DEADLINE_EXCEEDED, never run.
+    const late = client.predict({ value: slow(10) }, { timeoutMs: 100 }).then(
+      () => assert.fail("ran despite its deadline"),
+      (e: unknown) => ConnectError.from(e),
+    );
+    const queued = [client.predict({ value: slow(10) })];
+    const started = performance.now();
+    const refused = await client.predict({ value: slow(10) }).then(
+      () => assert.fail("no backpressure"),
+      (e: unknown) => ConnectError.from(e),
+    );
+    assert.equal(refused.code, Code.ResourceExhausted);
+    assert.match(refused.rawMessage, /model "slow" is overloaded: 2 requests are waiting/);
+    const http = await fetch(`${server.url}/invocations`, { method: "POST", headers: { "content-type": "application/json" }, body: slow(10) });
+    assert.equal(http.status, 429);
+    assert.equal(http.headers.get("retry-after"), "1");
+    assert.equal(((await http.json()) as { error_code: string }).error_code, "RESOURCE_EXHAUSTED");
+    assert.ok(performance.now() - started < 500, "refused without waiting for the busy model");
+    const deadline = await late;
+    assert.equal(deadline.code, Code.DeadlineExceeded);
+    await busy;
+    await Promise.all(queued);
+    assert.equal(server.app.core.batchStats("slow").requests - ran, 1, "only the queued request ran after the busy one");
+  });
+});
