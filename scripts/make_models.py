@@ -435,7 +435,40 @@ def make_broken():
         f.write("flavors:\n  onnx: [data: model.onnx\n")
 
 
+def make_mlp(folder):
+    """The benchmark's 784-1024-1024-10 float32 MLP (ReLU, softmax) with fixed random
+    weights: 7 MB, so made on demand (`npm run bench`) and not committed."""
+    rng = np.random.default_rng(0)
+    sizes = [784, 1024, 1024, 10]
+    nodes, inits, last = [], [], "input"
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        w = (rng.standard_normal((n_in, n_out)) / np.sqrt(n_in)).astype(np.float32)
+        b = np.zeros(n_out, dtype=np.float32)
+        inits += [numpy_helper.from_array(w, f"W{i}"), numpy_helper.from_array(b, f"B{i}")]
+        nodes += [helper.make_node("MatMul", [last, f"W{i}"], [f"m{i}"]), helper.make_node("Add", [f"m{i}", f"B{i}"], [f"a{i}"])]
+        last = f"a{i}"
+        if i < len(sizes) - 2:
+            nodes.append(helper.make_node("Relu", [last], [f"r{i}"]))
+            last = f"r{i}"
+    nodes.append(helper.make_node("Softmax", [last], ["probabilities"], axis=1))
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 784])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", 10])],
+        initializer=inits,
+    )
+    signature = {
+        "inputs": [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 784]}, "name": "input"}],
+        "outputs": [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 10]}, "name": "probabilities"}],
+    }
+    write_model_dir(folder, (graph, [opset()]), signature)
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--mlp":
+        make_mlp(sys.argv[2])
+        return
     os.makedirs(MODELS, exist_ok=True)
     os.makedirs(FIXTURES, exist_ok=True)
     reference = {"iris": make_iris(), "greeter": make_greeter(), "multi": make_multi(), "tabular": make_tabular(), **make_docs_models()}

@@ -4,6 +4,8 @@ import { type BatchStats, type Batcher, type BatcherOptions, canBatch, createBat
 import type { OrtPool } from "../runtime/ort-pool.js";
 import { InferenceError } from "./errors.js";
 import { readOnnxInfo } from "../mlflow/onnx-info.js";
+import { parseScoringRequest } from "../mlflow/scoring-format.js";
+import { bindScoringInput } from "./bind-inputs.js";
 import { resolveParams } from "./params.js";
 import { type GraphTensorInfo, type ServedModel, describeInputs, isDType } from "./served-model.js";
 import type { Tensor } from "./tensor.js";
@@ -51,7 +53,7 @@ export interface InferenceService {
   infer(request: InferenceRequest): Promise<InferenceResponse>;
   /** Calls `listener` whenever a model starts loading, becomes ready or goes away; returns an unsubscribe function. */
   onChange(listener: () => void): () => void;
-  /** Whether the server should get traffic: models loaded, none loading, not shutting down. */
+  /** Whether the server should get traffic: a model is served and shutdown has not begun (a reload keeps the old version serving). */
   ready(): boolean;
   /** Marks the server as shutting down: not ready from now on (health checks turn NOT_SERVING). */
   beginShutdown(): void;
@@ -77,6 +79,23 @@ function toGraphInfo(model: string, where: "input" | "output", info: GraphValueI
   return { name: info.name, dtype: info.dtype, shape: info.shape };
 }
 
+/**
+ * The model's source, without its input example when that does not fit the model
+ * (then inputExampleProblem says why): MLflow serves such a model, and GetModel,
+ * ListModels and the web demo must not fail over it.
+ */
+function checkInputExample(model: ServedModel): MlflowModel {
+  const example = model.source.inputExample;
+  if (!example) return model.source;
+  try {
+    bindScoringInput(model, parseScoringRequest(example).input);
+    return model.source;
+  } catch (error) {
+    const { inputExample: _dropped, ...rest } = model.source;
+    return { ...rest, inputExampleProblem: `the input example of model "${model.name}" does not fit it: ${(error as Error).message}` };
+  }
+}
+
 /** Creates the inference core over a worker pool. */
 export function createInferenceService(deps: InferenceServiceDeps): InferenceService {
   type Entry = ServedModel & { runtimeId: string; batcher: Batcher };
@@ -85,6 +104,8 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
   const listeners = new Set<() => void>();
   let generation = 0;
   let shuttingDown = false;
+  /** The first model loaded stays the default one, also after it is unloaded and loaded again. */
+  let defaultName: string | undefined;
   const changed = (): void => listeners.forEach((listener) => listener());
 
   return {
@@ -117,6 +138,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
           schemaKind: kind,
           inputSpecs: specs,
         };
+        model.source = checkInputExample(model);
       } catch (error) {
         void deps.pool.unload(runtimeId).catch(() => undefined);
         throw error;
@@ -125,6 +147,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
       }
       const previous = served.get(model.name);
       served.set(model.name, model);
+      defaultName ??= model.name;
       changed();
       // Requests that reached the old model finish on it before its sessions go.
       if (previous) {
@@ -144,7 +167,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
     },
 
     model(name, version) {
-      const model = name === undefined || name === "" ? served.values().next().value : served.get(name);
+      const model = name === undefined || name === "" ? (served.get(defaultName ?? "") ?? served.values().next().value) : served.get(name);
       if (!model) {
         const list = [...served.keys()].join(", ") || "none";
         throw new InferenceError("not_found", name ? `model "${name}" is not served here (served: ${list})` : "no model is loaded");
@@ -188,7 +211,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
     },
 
     ready() {
-      return !shuttingDown && loading.size === 0 && served.size > 0;
+      return !shuttingDown && served.size > 0;
     },
 
     beginShutdown() {

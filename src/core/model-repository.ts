@@ -1,5 +1,5 @@
 import { type MlflowModel, ModelLoadError, readModelDirectory } from "../mlflow/model-directory.js";
-import { type ModelLocation, type ModelSources, scanRepository } from "../mlflow/model-repository.js";
+import { type ModelLocation, type ModelSources, isInside, scanRepository } from "../mlflow/model-repository.js";
 import { InferenceError } from "./errors.js";
 import type { InferenceService } from "./inference-service.js";
 
@@ -16,8 +16,8 @@ export interface RepositoryEntry {
 export interface ModelRepository {
   /** Loads every model the command line named; the first failure stops the start. */
   loadAll(): Promise<void>;
-  /** Every model the server serves or could load. */
-  index(): Promise<RepositoryEntry[]>;
+  /** Every model the server serves or could load; only the ready ones when `readyOnly`. */
+  index(readyOnly?: boolean): Promise<RepositoryEntry[]>;
   /** Loads (or reloads, with a newer version) a model by name, without failing requests in flight. */
   load(name: string): Promise<void>;
   /** Stops serving a model; requests in flight finish. */
@@ -31,7 +31,7 @@ export function createModelRepository(core: InferenceService, sources: ModelSour
   async function locations(): Promise<ModelLocation[]> {
     const scanned = (await Promise.all(sources.repositories.map(scanRepository))).flat();
     const byName = new Map<string, ModelLocation>();
-    for (const location of [...sources.models.filter((m) => !sources.repositories.some((r) => m.path.startsWith(r))), ...scanned]) {
+    for (const location of [...sources.models.filter((m) => !sources.repositories.some((r) => isInside(r, m.path))), ...scanned]) {
       if (!byName.has(location.name)) byName.set(location.name, location);
     }
     return [...byName.values()];
@@ -54,7 +54,7 @@ export function createModelRepository(core: InferenceService, sources: ModelSour
       for (const location of sources.models) await loadLocation(location);
     },
 
-    async index() {
+    async index(readyOnly = false) {
       const loading = core.loading();
       const entries: RepositoryEntry[] = (await locations()).map((l) => ({
         name: l.name,
@@ -68,7 +68,7 @@ export function createModelRepository(core: InferenceService, sources: ModelSour
         if (entry) Object.assign(entry, ready);
         else entries.push(ready);
       }
-      return entries;
+      return readyOnly ? entries.filter((e) => e.state === "READY") : entries;
     },
 
     async load(name) {

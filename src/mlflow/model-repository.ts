@@ -1,5 +1,5 @@
 import { readdir, stat } from "node:fs/promises";
-import { basename, join } from "node:path";
+import { basename, isAbsolute, join, relative } from "node:path";
 import { ModelLoadError, modelPathFromUri } from "./model-directory.js";
 
 /** Where one model to serve lives. */
@@ -45,6 +45,12 @@ export async function scanRepository(folder: string): Promise<ModelLocation[]> {
     }
   }
   return found;
+}
+
+/** Whether `path` lies inside the folder `parent`. */
+export function isInside(parent: string, path: string): boolean {
+  const rel = relative(parent, path);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel);
 }
 
 /** What the command line names: single models and repository folders. */

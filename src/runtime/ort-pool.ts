@@ -115,15 +115,23 @@ export function createOrtPool(options: OrtPoolOptions): OrtPool {
       return slots.length;
     },
     async load(modelId, onnxPath) {
-      const results = await Promise.all(
+      // Every worker finishes (or fails) its session creation before this settles:
+      // terminating a worker in the middle of one aborts the process.
+      const results = await Promise.allSettled(
         slots.map((slot) => send(slot, { type: "load", id: nextId++, modelId, onnxPath, settings: options.settings })),
       );
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+      if (failed) {
+        await this.unload(modelId).catch(() => undefined);
+        throw failed.reason;
+      }
       loaded.set(modelId, onnxPath);
-      return results[0]!.graph!;
+      return (results[0] as PromiseFulfilledResult<WorkerResponse & { ok: true }>).value.graph!;
     },
     async unload(modelId) {
       loaded.delete(modelId);
-      await Promise.all(slots.map((slot) => send(slot, { type: "unload", id: nextId++, modelId })));
+      // A dead worker holds no session, and its replacement will not load this model.
+      await Promise.all(slots.filter((slot) => !slot.dead).map((slot) => send(slot, { type: "unload", id: nextId++, modelId })));
     },
     async run(modelId, inputs) {
       let slot: Slot | undefined;

@@ -6,8 +6,8 @@ import type { InferenceService } from "../../core/inference-service.js";
 /**
  * grpc.health.v1.Health. The service "" (the server) and every gRPC service it
  * exposes are SERVING once every model is loaded and until shutdown begins. A model's
- * name is a service too: SERVING while that model is loaded, NOT_SERVING while it
- * loads, after it is unloaded, and during shutdown.
+ * name is a service too: SERVING while a version of it is served, NOT_SERVING while
+ * its first version loads, after it is unloaded, and during shutdown.
  */
 export function createHealthService(core: InferenceService, serviceNames: readonly string[]): ServiceImpl<typeof Health> {
   const seenModels = new Set<string>();
@@ -18,7 +18,8 @@ export function createHealthService(core: InferenceService, serviceNames: readon
   function status(service: string): Status | undefined {
     if (service === "" || serviceNames.includes(service)) return core.ready() ? Status.SERVING : Status.NOT_SERVING;
     if (!seenModels.has(service)) return undefined;
-    const loaded = core.models().some((m) => m.name === service) && !core.loading().includes(service);
+    // A reload keeps the old version serving until the new one is ready: still SERVING.
+    const loaded = core.models().some((m) => m.name === service);
     return loaded && !core.shuttingDown() ? Status.SERVING : Status.NOT_SERVING;
   }
 

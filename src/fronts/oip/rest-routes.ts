@@ -47,6 +47,15 @@ function tensorFromRest(input: NonNullable<InferRequestBody["inputs"]>[number], 
  */
 export async function oipRestRoutes(app: FastifyInstance, opts: OipRestOptions): Promise<void> {
   const { core, repository } = opts;
+  // An empty body is fine where the spec makes the body optional (repository calls).
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string", bodyLimit: opts.bodyLimit }, (_req, body, done) => {
+    try {
+      done(null, body === "" ? {} : JSON.parse(body as string));
+    } catch (error) {
+      done(Object.assign(new Error(`the body is not valid JSON: ${(error as Error).message}`), { statusCode: 400 }), undefined);
+    }
+  });
   app.setErrorHandler((error, _req, reply) => {
     const status = (error as { statusCode?: number }).statusCode;
     if (status !== undefined && status < 500) return reply.code(status).send({ error: (error as Error).message });
@@ -89,7 +98,7 @@ export async function oipRestRoutes(app: FastifyInstance, opts: OipRestOptions):
   }
 
   // The repository extension, as Triton and MLServer serve it.
-  app.post("/v2/repository/index", async () => repository.index());
+  app.post<{ Body: { ready?: boolean } | undefined }>("/v2/repository/index", async (req) => repository.index(req.body?.ready === true));
   app.post<{ Params: ModelParams }>("/v2/repository/models/:name/load", async (req) => {
     await repository.load(req.params.name);
     return {};

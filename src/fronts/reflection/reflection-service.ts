@@ -16,7 +16,6 @@ export function createReflectionServices(services: readonly DescService[]): {
   v1alpha: ServiceImpl<typeof ServerReflectionV1alpha>;
 } {
   const all = [...services, ServerReflectionV1, ServerReflectionV1alpha];
-  const registry = createRegistry(...all.map((s) => s.file));
   const files = new Map<string, DescFile>();
   const addFile = (file: DescFile): void => {
     if (files.has(file.proto.name)) return;
@@ -24,6 +23,8 @@ export function createReflectionServices(services: readonly DescService[]): {
     file.dependencies.forEach(addFile);
   };
   all.forEach((s) => addFile(s.file));
+  // Dependencies too, so that their symbols (google.protobuf.Struct) resolve.
+  const registry = createRegistry(...files.values());
 
   /** The file and everything it imports, serialized. */
   function withDependencies(file: DescFile): Uint8Array[] {

@@ -48,12 +48,37 @@ export function createModelService(core: InferenceService, defaultDeadlineMs: nu
     },
 
     async *predictStream(requests, context) {
+      // Reading goes on beside answering: each answer leaves as soon as it and the ones
+      // before it are ready, so a client that waits for an answer before sending its next
+      // request is served; at most STREAM_WINDOW requests run at once.
       const window: Array<Promise<PredictStreamResponse>> = [];
-      for await (const msg of requests) {
-        window.push(streamResult(msg, context));
-        if (window.length >= STREAM_WINDOW) yield await window.shift()!;
+      let space: (() => void) | undefined;
+      let arrived: (() => void) | undefined;
+      let ended = false;
+      const reader = (async () => {
+        try {
+          for await (const msg of requests) {
+            while (window.length >= STREAM_WINDOW) await new Promise<void>((resolve) => (space = resolve));
+            window.push(streamResult(msg, context));
+            arrived?.();
+          }
+        } finally {
+          ended = true;
+          arrived?.();
+        }
+      })();
+      for (;;) {
+        if (window.length === 0) {
+          if (ended) break;
+          await new Promise<void>((resolve) => (arrived = resolve));
+          continue;
+        }
+        const answer = await window[0]!;
+        window.shift();
+        space?.();
+        yield answer;
       }
-      while (window.length > 0) yield await window.shift()!;
+      await reader; // surfaces a broken request stream as the RPC's error
     },
   };
 }
