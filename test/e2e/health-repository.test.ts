@@ -10,7 +10,8 @@ import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/g
 import { GRPCInferenceService } from "../../gen/inference/grpc_predict_v2_pb.js";
 import { reference } from "../helpers/reference.js";
 import { makeRepository } from "../helpers/repository.js";
-import { GREETER, IRIS, MULTI, ROOT, type RunningServer, TABULAR, startServer } from "../helpers/server.js";
+import { MLflow } from "../../gen/mlflow_pb.js";
+import { GREETER, IRIS, MULTI, ROOT, type RunningServer, SLOW, TABULAR, startServer } from "../helpers/server.js";
 
 const exec = promisify(execFile);
 const BUF = `${ROOT}node_modules/.bin/buf`;
@@ -143,6 +144,40 @@ describe("health and the model repository", () => {
     assert.ok(calls > 20, `${calls} calls`);
     const greeter = await client.modelReady({ name: "greeter" });
     assert.equal(greeter.ready, true);
+  });
+
+  it("stays SERVING through a reload, and keeps the first model the default one", async () => {
+    const overall = watch(server, "");
+    const iris_ = watch(server, "iris");
+    await overall.until(Status.SERVING);
+    await iris_.until(Status.SERVING);
+    for (const model of ["iris", "greeter"]) {
+      const res = await fetch(`${server.url}/v2/repository/models/${model}/load`, { method: "POST", headers: { "content-type": "application/json" } });
+      assert.equal(res.status, 200, "an empty JSON body is fine");
+    }
+    await fetch(`${server.url}/v2/repository/models/greeter/unload`, { method: "POST" });
+    await fetch(`${server.url}/v2/repository/models/greeter/load`, { method: "POST" });
+    overall.stop();
+    iris_.stop();
+    await Promise.all([overall.done, iris_.done]);
+    assert.deepEqual(overall.seen, [Status.SERVING]);
+    assert.deepEqual(iris_.seen, [Status.SERVING]);
+    // greeter came first in the repository: still the model MLflow/predict and /invocations use.
+    const seed = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
+    assert.equal((await seed.predict({ value: "HELLO WORLD" })).value, "greeting");
+  });
+
+  it("reloads a slow model while its own requests are in flight, failing none", async () => {
+    cpSync(SLOW, join(repo, "slow"), { recursive: true });
+    await fetch(`${server.url}/v2/repository/models/slow/load`, { method: "POST" });
+    const seedless = createClient(GRPCInferenceService, createGrpcTransport({ baseUrl: server.url }));
+    const call = () => seedless.modelInfer({ modelName: "slow", inputs: [{ name: "n", datatype: "INT64", shape: [1n], contents: { int64Contents: [600n] } }] });
+    const inFlight = Array.from({ length: 12 }, call);
+    const reloads = [1, 2, 3].map(() => fetch(`${server.url}/v2/repository/models/slow/load`, { method: "POST" }));
+    const after = Array.from({ length: 6 }, call);
+    const results = await Promise.allSettled([...inFlight, ...after]);
+    assert.deepEqual(results.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason)), []);
+    assert.deepEqual((await Promise.all(reloads)).map((r) => r.status), [200, 200, 200]);
   });
 
   it("serves the newest version after a load, refusing calls to an unloaded model", async () => {

@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { cpSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { type MessageInitShape, create, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
@@ -203,6 +206,38 @@ describe("mlflow.serving.v1.ModelService", () => {
         index++;
       }
       assert.equal(scored, 1000, name);
+    }
+  });
+
+  it("PredictStream answers each message before the next arrives (a lock-step client)", async () => {
+    const client = createClient(ModelService, createGrpcTransport({ baseUrl: server.url }));
+    let answered: () => void = () => undefined;
+    async function* lockStep(): AsyncIterable<Omit<PredictStreamRequest, "$typeName">> {
+      for (const row of iris.rows) {
+        const next = new Promise<void>((resolve) => (answered = resolve));
+        yield { request: { $typeName: "mlflow.serving.v1.PredictRequest", modelName: "iris", modelVersion: "", inputs: { input: irisInput([row]) } } };
+        await next; // the next request only after this one's answer
+      }
+    }
+    const labels: number[] = [];
+    for await (const msg of client.predictStream(lockStep())) {
+      labels.push(Number((msg.result.value as { outputs: Record<string, Tensor> }).outputs.label!.int64Data[0]));
+      answered();
+    }
+    assert.deepEqual(labels, iris.label);
+  });
+
+  it("serves a model whose input example does not fit, without the example", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bad-example-"));
+    cpSync(IRIS, dir, { recursive: true });
+    writeFileSync(join(dir, "input_example.json"), JSON.stringify({ columns: iris.columns, data: [[5.1, 3.5, 1.4, null]] }));
+    const other = await startServer([IRIS, `odd=${dir}`]);
+    try {
+      const client = createClient(ModelService, createGrpcTransport({ baseUrl: other.url }));
+      const { models } = await client.listModels({});
+      assert.deepEqual(models.map((m) => [m.name, m.inputExample !== undefined]), [["iris", true], ["odd", false]]);
+    } finally {
+      await other.close();
     }
   });
 

@@ -64,6 +64,10 @@ describe("web demo in headless Chromium", { skip }, () => {
   });
 
   it("answers differently when a feature changes, and the same over both transports", async () => {
+    const contentTypes: string[] = [];
+    page.on("request", (req) => {
+      if (req.url().endsWith("/mlflow.serving.v1.ModelService/Predict")) contentTypes.push(req.headers()["content-type"] ?? "");
+    });
     // Type reference row 1 (a virginica) into the form.
     for (const [i, column] of iris.columns.entries()) await page.locator(`[id="field-${column}"]`).fill(String(iris.rows[1]![i]));
     for (const transport of ["grpc-web", "connect"]) {
@@ -75,6 +79,8 @@ describe("web demo in headless Chromium", { skip }, () => {
       assert.equal(label, String(iris.label[1]), transport);
       probabilities.forEach((p, k) => assert.ok(Math.abs(p - iris.probabilities[1]![k]!) < Math.max(1e-4, PROBABILITY_TOLERANCE), `${transport} class ${k}`));
     }
+    // The switch really changes the protocol: gRPC-Web frames, then Connect JSON.
+    assert.deepEqual(contentTypes, ["application/grpc-web+proto", "application/json"]);
   });
 
   it("gives the equivalent curl command", async () => {
