@@ -1,12 +1,14 @@
 import { readFileSync } from "node:fs";
 import type http from "node:http";
+import type http2 from "node:http2";
 import { fileURLToPath } from "node:url";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { type ServerConfig, intraOpThreads } from "./config.js";
 import { createInferenceService, type InferenceService } from "./core/inference-service.js";
 import { type ModelRepository, createModelRepository } from "./core/model-repository.js";
-import { createErrorInterceptor } from "./fronts/error-interceptor.js";
+import { createErrorInterceptor, mapRpcError } from "./fronts/error-interceptor.js";
+import { type RegisteredService, createLeanUnary } from "./fronts/lean-unary.js";
 import { Health, createHealthService } from "./fronts/health/health-service.js";
 import { mlflowRestRoutes } from "./fronts/mlflow-rest/mlflow-rest-routes.js";
 import { GRPCInferenceService, createGrpcInferenceService } from "./fronts/oip/grpc-inference-service.js";
@@ -25,6 +27,8 @@ export interface App {
   fastify: FastifyInstance;
   core: InferenceService;
   repository: ModelRepository;
+  /** Calls answered on the lean unary path so far. */
+  leanCalls(): number;
   /** Listens on the configured host and port; resolves with the URL. */
   listen(): Promise<string>;
   /** Stops accepting, finishes in-flight calls, stops the workers. */
@@ -58,6 +62,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   await repository.loadAll();
   const server = { name: "mlflow-connect", version: packageVersion };
 
+  const intercept: { handle?: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => boolean } = {};
   const names = `${core.models().length > 1 ? "models" : "model"} ${core.models().map((m) => `"${m.name}"`).join(", ")}`;
   const fastify = Fastify({
     logger: { level: config.logLevel },
@@ -66,7 +71,13 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     // Fastify types a serverFactory as an http.Server; ours is a net.Server that
     // hands connections to inner HTTP/1.1 and HTTP/2 servers (see one-port.ts).
     serverFactory: (handler) =>
-      createOnePortServer(handler, { keepAliveTimeoutMs: 65_000, requestTimeoutMs: 300_000, closeGraceMs: 10_000, idleTimeoutMs: 65_000 }) as unknown as http.Server,
+      createOnePortServer(handler, {
+        keepAliveTimeoutMs: 65_000,
+        requestTimeoutMs: 300_000,
+        closeGraceMs: 10_000,
+        idleTimeoutMs: 65_000,
+        intercept,
+      }) as unknown as http.Server,
   });
   // Health turns NOT_SERVING first, so balancers stop sending before the port closes.
   fastify.addHook("preClose", async () => core.beginShutdown());
@@ -76,21 +87,31 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   }
   fastify.addHook("onRequest", finishUnreadRequestBody);
 
+  // One implementation object per service, for the Connect router and the lean path alike.
+  const exposed = [MLflow, ModelService, GRPCInferenceService, Health];
+  const reflection = createReflectionServices(exposed);
+  const services: RegisteredService[] = [
+    { service: MLflow, impl: createSeedService(core, config.defaultDeadlineMs) },
+    { service: ModelService, impl: createModelService(core, config.defaultDeadlineMs) },
+    { service: GRPCInferenceService, impl: createGrpcInferenceService(core, server, config.defaultDeadlineMs) },
+    { service: Health, impl: createHealthService(core, [...exposed, ServerReflectionV1, ServerReflectionV1alpha].map((s) => s.typeName)) },
+    { service: ServerReflectionV1, impl: reflection.v1 },
+    { service: ServerReflectionV1alpha, impl: reflection.v1alpha },
+  ];
+  const logError = (err: unknown, msg: string) => fastify.log.error({ err }, msg);
   await fastify.register(fastifyConnectPlugin, {
     routes: (router) => {
-      const services = [MLflow, ModelService, GRPCInferenceService, Health];
-      const reflection = createReflectionServices(services);
-      router.service(MLflow, createSeedService(core, config.defaultDeadlineMs));
-      router.service(ModelService, createModelService(core, config.defaultDeadlineMs));
-      router.service(GRPCInferenceService, createGrpcInferenceService(core, server, config.defaultDeadlineMs));
-      router.service(Health, createHealthService(core, [...services, ServerReflectionV1, ServerReflectionV1alpha].map((s) => s.typeName)));
-      router.service(ServerReflectionV1, reflection.v1);
-      router.service(ServerReflectionV1alpha, reflection.v1alpha);
+      for (const { service, impl } of services) router.service(service, impl as never);
       applyWireErrorFixes(router);
     },
-    interceptors: [createErrorInterceptor((err, msg) => fastify.log.error({ err }, msg))],
+    interceptors: [createErrorInterceptor(logError)],
     readMaxBytes: config.maxMessageBytes,
   });
+  let leanCalls = 0;
+  if (config.fastPath) {
+    const lean = createLeanUnary(services, { readMaxBytes: config.maxMessageBytes, mapError: (error, method) => mapRpcError(error, method.name, logError) });
+    intercept.handle = (req, res) => lean.handle(req, res) && ++leanCalls > 0;
+  }
   await fastify.register(mlflowRestRoutes, {
     core,
     version: packageVersion,
@@ -112,6 +133,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     fastify,
     core,
     repository,
+    leanCalls: () => leanCalls,
     listen: () =>
       fastify.listen({
         host: config.host,

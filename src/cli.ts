@@ -31,6 +31,7 @@ interface ServeOptions {
   maxBatchDelayMs: number;
   maxQueue: number;
   defaultDeadlineMs: number;
+  fastPath: boolean;
 }
 
 async function serve(modelUris: string[], options: ServeOptions): Promise<void> {
@@ -92,6 +93,7 @@ program
       .argParser(integer(0, 10_000)),
   )
   .addOption(new Option("--max-queue <n>", "requests that may wait per model before new ones fail as overloaded").default(DEFAULT_BATCHER_OPTIONS.maxQueue).argParser(integer(1, 1_000_000)))
+  .addOption(new Option("--no-fast-path", "answer gRPC unary calls through connect-es too, instead of the lean path"))
   .addOption(new Option("--default-deadline-ms <ms>", "deadline of a request whose client set none").default(DEFAULT_DEADLINE_MS).argParser(integer(1, 86_400_000)))
   .action(serve);
 

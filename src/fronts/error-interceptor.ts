@@ -14,11 +14,16 @@ export function createErrorInterceptor(logError: ErrorLogger): Interceptor {
     try {
       return await next(req);
     } catch (error) {
-      if (!(error instanceof ConnectError)) {
-        const e = InferenceError.from(error);
-        if (e.kind === "internal") logError(e.cause ?? e, `${req.method.name} failed`);
-      }
-      throw toConnectError(error);
+      throw mapRpcError(error, req.method.name, logError);
     }
   };
+}
+
+/** The ConnectError for anything an RPC threw; internal failures are logged with their cause. Shared with the lean path. */
+export function mapRpcError(error: unknown, methodName: string, logError: ErrorLogger): ConnectError {
+  if (!(error instanceof ConnectError)) {
+    const e = InferenceError.from(error);
+    if (e.kind === "internal") logError(e.cause ?? e, `${methodName} failed`);
+  }
+  return toConnectError(error);
 }

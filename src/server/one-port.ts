@@ -17,6 +17,11 @@ export interface OnePortOptions {
   closeGraceMs: number;
   /** How long a new connection may take to send its first bytes, and an HTTP/2 session may stay idle. */
   idleTimeoutMs: number;
+  /**
+   * Gets every HTTP/2 request first and returns true for one it answers itself (the
+   * lean unary path); read at each request, so it may be set after the server exists.
+   */
+  intercept?: { handle?: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => boolean };
 }
 
 /**
@@ -60,6 +65,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
   h1.requestTimeout = options.requestTimeoutMs;
   const h2 = http2.createServer((req, res) => {
     track(req, res);
+    if (options.intercept?.handle?.(req, res)) return;
     handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
   });
   const sessions = new Set<http2.ServerHttp2Session>();
