@@ -58,8 +58,8 @@ function startProcess(args: string[]): ChildProcess {
   return child;
 }
 
-async function startServer(models: string[], port: number): Promise<ChildProcess> {
-  const child = startProcess([`${ROOT}bin/mlflow-connect.js`, "serve", ...models, "--port", String(port), "--log-level", "warn"]);
+async function startServer(models: string[], port: number, ...flags: string[]): Promise<ChildProcess> {
+  const child = startProcess([`${ROOT}bin/mlflow-connect.js`, "serve", ...models, "--port", String(port), "--log-level", "warn", ...flags]);
   await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/ping`)).ok, `the server on ${port}`);
   return child;
 }
@@ -137,6 +137,7 @@ async function main(): Promise<void> {
 
   const server = await startServer([IRIS, `mlp=${MLP}`], 50191);
   const serverMlp = await startServer([`mlp=${MLP}`], 50192);
+  const serverFull = await startServer([IRIS, `mlp=${MLP}`], 50195, "--no-fast-path");
   const peerIris = await startPeer(IRIS, 50193, IRIS_ROW);
   const peerMlp = await startPeer(MLP, 50194, MLP_ROW);
 
@@ -144,6 +145,10 @@ async function main(): Promise<void> {
   assertClose((await predictSeed(50191, [IRIS_ROW])).probabilities, (await predictSeed(50193, [IRIS_ROW])).probabilities);
   assertClose((await predictSeed(50192, [MLP_ROW])).probabilities, (await predictSeed(50194, [MLP_ROW])).probabilities);
 
+  for (const streams of [1, 64]) {
+    await run("mlflow-connect, no lean path: MLflow/predict, JSON", "iris", "http://127.0.0.1:50195/MLflow/predict", seedBody(IRIS_ROW), streams);
+    await run("mlflow-connect, no lean path: typed Predict, raw", "mlp", "http://127.0.0.1:50195/mlflow.serving.v1.ModelService/Predict", typedBody("mlp", MLP_ROW), streams);
+  }
   for (const streams of STREAMS) {
     await run("peer: grpc-js wrapper, JSON", "iris", "http://127.0.0.1:50193/MLflow/predict", seedBody(IRIS_ROW), streams);
     await run("mlflow-connect: MLflow/predict, JSON", "iris", "http://127.0.0.1:50191/MLflow/predict", seedBody(IRIS_ROW), streams);
@@ -186,7 +191,7 @@ async function main(): Promise<void> {
   await saturate;
   const pingP99 = percentile(pings.sort((a, b) => a - b), 99);
 
-  for (const c of [server, serverMlp, peerIris, peerMlp]) c.kill("SIGTERM");
+  for (const c of [server, serverMlp, serverFull, peerIris, peerMlp]) c.kill("SIGTERM");
   writeReport(rows, limit, { coldMs: percentile(cold.sort((a, b) => a - b), 50), rssMb: rss, pingP99 });
 }
 
@@ -208,7 +213,7 @@ function writeReport(rows: Row[], limit: Record<string, { b1: number; b32: numbe
     );
   }
   const best = (model: string, streams: number) =>
-    Math.max(...rows.filter((r) => r.scenario.startsWith("mlflow-connect") && r.model === model && r.streams === streams).map((r) => r.result.reqPerSec));
+    Math.max(...rows.filter((r) => r.scenario.startsWith("mlflow-connect:") && r.model === model && r.streams === streams).map((r) => r.result.reqPerSec));
   const peerIris64 = find("peer", "iris", 64)!;
   const seedIris64 = find("mlflow-connect: MLflow/predict", "iris", 64)!;
   const mlp64 = best("mlp", 64);
@@ -229,7 +234,7 @@ function writeReport(rows: Row[], limit: Record<string, { b1: number; b32: numbe
     `Measured by \`npm run bench\` in one run on ${new Date().toISOString().slice(0, 10)}: ${machine}.`,
     `Each load ran ${SECONDS} s after 1 s of warm-up; gRPC with h2load (one connection, N concurrent streams), Connect JSON with autocannon (16 connections).`,
     "The failed column counts responses that were not HTTP 200 / a finished stream (h2load cannot read grpc-status trailers); before the runs the server and the peer must give the same predictions.",
-    "The server runs 2 workers (one per core) with dynamic batching (max 32 rows, 1 ms delay only while busy).",
+    "The server runs 2 workers (one per core) with dynamic batching (max 32 rows, 1 ms delay only while busy); gRPC unary calls take the lean path unless the row says \"no lean path\" (--no-fast-path).",
     "",
     `Limit (raw onnxruntime-node in-process, ${availableParallelism()} intra-op threads): iris ${limit.iris!.b1.toFixed(0)} runs/s at batch 1, ${(limit.iris!.b32 * 32).toFixed(0)} rows/s at batch 32; MLP ${limit.mlp!.b1.toFixed(0)} runs/s at batch 1, ${(limit.mlp!.b32 * 32).toFixed(0)} rows/s at batch 32.`,
     "",
