@@ -278,7 +278,7 @@ function chart(rows: Row[], limit: Record<string, { b1: number; b32: number }>):
     const points = STREAMS.map((n, i) => [x(i), y(rows.find((r) => r.scenario.startsWith(s.scenario) && r.model === "mlp" && r.streams === n)?.result.reqPerSec ?? 0)]);
     parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2" points="${points.map((p) => p.join(",")).join(" ")}"/>`);
     points.forEach(([px, py]) => parts.push(`<circle cx="${px}" cy="${py}" r="3" fill="${s.color}"/>`));
-    parts.push(`<text x="${W - R + 6}" y="${T + 14 + k * 16}" fill="${s.color}">${s.name}</text>`);
+    parts.push(`<text x="${W - R + 6}" y="${T + 130 + k * 16}" fill="${s.color}">${s.name}</text>`); // clear of the limit labels
   });
   parts.push("</svg>");
   return parts.join("\n");
