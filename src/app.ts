@@ -8,6 +8,8 @@ import { type ServerConfig, intraOpThreads } from "./config.js";
 import { createInferenceService, type InferenceService } from "./core/inference-service.js";
 import { type ModelRepository, createModelRepository } from "./core/model-repository.js";
 import { createErrorInterceptor, mapRpcError } from "./fronts/error-interceptor.js";
+import { createMetricsInterceptor } from "./fronts/metrics-interceptor.js";
+import { createMetrics } from "./server/metrics.js";
 import { type RegisteredService, createLeanUnary } from "./fronts/lean-unary.js";
 import { Health, createHealthService } from "./fronts/health/health-service.js";
 import { mlflowRestRoutes } from "./fronts/mlflow-rest/mlflow-rest-routes.js";
@@ -57,7 +59,8 @@ export async function build(config: ServerConfig): Promise<App> {
 
 async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool): Promise<App> {
   const { maxBatchSize, maxBatchDelayMs, maxQueue } = config;
-  const core = createInferenceService({ pool, batching: { maxBatchSize, maxBatchDelayMs, maxQueue } });
+  const metrics = createMetrics();
+  const core = createInferenceService({ pool, batching: { maxBatchSize, maxBatchDelayMs, maxQueue }, observer: metrics });
   const repository = createModelRepository(core, sources);
   await repository.loadAll();
   const server = { name: "mlflow-connect", version: packageVersion };
@@ -86,6 +89,14 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     if (model.source.inputExampleProblem) fastify.log.warn(model.source.inputExampleProblem);
   }
   fastify.addHook("onRequest", finishUnreadRequestBody);
+  // Plain HTTP routes are counted here; RPCs by the router's interceptor or the lean path.
+  const rpcPaths = new Set<string>();
+  fastify.addHook("onResponse", async (req, reply) => {
+    const route = req.routeOptions.url ?? "unknown";
+    if (rpcPaths.has(route) || route === "/metrics") return;
+    metrics.call("http", `${req.method} ${route}`, String(reply.statusCode), reply.elapsedTime / 1000);
+  });
+  fastify.get("/metrics", async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   // One implementation object per service, for the Connect router and the lean path alike.
   const exposed = [MLflow, ModelService, GRPCInferenceService, Health];
@@ -102,14 +113,19 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   await fastify.register(fastifyConnectPlugin, {
     routes: (router) => {
       for (const { service, impl } of services) router.service(service, impl as never);
+      for (const handler of router.handlers) rpcPaths.add(handler.requestPath);
       applyWireErrorFixes(router);
     },
-    interceptors: [createErrorInterceptor(logError)],
+    interceptors: [createMetricsInterceptor(metrics.call), createErrorInterceptor(logError)],
     readMaxBytes: config.maxMessageBytes,
   });
   let leanCalls = 0;
   if (config.fastPath) {
-    const lean = createLeanUnary(services, { readMaxBytes: config.maxMessageBytes, mapError: (error, method) => mapRpcError(error, method.name, logError) });
+    const lean = createLeanUnary(services, {
+      readMaxBytes: config.maxMessageBytes,
+      mapError: (error, method) => mapRpcError(error, method.name, logError),
+      onCall: (method, code, seconds) => metrics.call("grpc", method, code, seconds),
+    });
     intercept.handle = (req, res) => lean.handle(req, res) && ++leanCalls > 0;
   }
   await fastify.register(mlflowRestRoutes, {

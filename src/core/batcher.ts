@@ -90,11 +90,18 @@ function sliceRows(t: Tensor, start: number, count: number): Tensor {
  * dim 0 into one run whose outputs are split back to each caller. Unbatchable models
  * get the same queue, one request per run.
  */
+/** What the batcher reports (metrics). */
+export interface BatchObserver {
+  batch(requests: number, rows: number, seconds: number): void;
+  queue(depth: number): void;
+}
+
 export function createBatcher(
   model: string,
   batchable: boolean,
   run: (inputs: Record<string, Tensor>) => Promise<Record<string, Tensor>>,
   options: BatcherOptions,
+  observer: BatchObserver = { batch() {}, queue() {} },
 ): Batcher {
   const queue: Pending[] = [];
   const stats: BatchStats = { batches: 0, requests: 0, largestBatchRows: 0 };
@@ -156,10 +163,13 @@ export function createBatcher(
     stats.batches++;
     stats.requests += batch.length;
     stats.largestBatchRows = Math.max(stats.largestBatchRows, rows);
+    observer.queue(queue.length);
+    const started = performance.now();
     try {
       const names = Object.keys(batch[0]!.inputs);
       const inputs = Object.fromEntries(names.map((n) => [n, concat(batch.map((p) => p.inputs[n]!))]));
       const outputs = await run(inputs);
+      observer.batch(batch.length, rows, (performance.now() - started) / 1000);
       if (batch.length === 1) {
         batch[0]!.resolve(outputs);
       } else {
@@ -221,6 +231,7 @@ export function createBatcher(
         if (request.deadline !== undefined) deadlineTimer = setTimeout(() => drop(pending, expired()), request.deadline - Date.now());
         request.signal?.addEventListener("abort", onAbort, { once: true });
         queue.push(pending);
+        observer.queue(queue.length);
         schedule();
       });
     },

@@ -1,5 +1,6 @@
 import { ModelLoadError, type MlflowModel } from "../mlflow/model-directory.js";
 import type { GraphValueInfo } from "../runtime/messages.js";
+import { type CoreObserver, NO_OBSERVER } from "./observer.js";
 import { type BatchStats, type Batcher, type BatcherOptions, canBatch, createBatcher } from "./batcher.js";
 import type { OrtPool } from "../runtime/ort-pool.js";
 import { InferenceError } from "./errors.js";
@@ -67,6 +68,8 @@ export interface InferenceServiceDeps {
   pool: OrtPool;
   /** Batching and queue settings of every model. */
   batching: Omit<BatcherOptions, "concurrency">;
+  /** Receives counts and timings for metrics. */
+  observer?: CoreObserver;
 }
 
 function toGraphInfo(model: string, where: "input" | "output", info: GraphValueInfo): GraphTensorInfo {
@@ -107,6 +110,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
   /** The first model loaded stays the default one, also after it is unloaded and loaded again. */
   let defaultName: string | undefined;
   const changed = (): void => listeners.forEach((listener) => listener());
+  const observer = deps.observer ?? NO_OBSERVER;
 
   return {
     async loadModel(source, version = "") {
@@ -114,6 +118,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
       const runtimeId = `${source.name}#${++generation}`;
       loading.add(source.name);
       changed();
+      const started = performance.now();
       let model: Entry;
       try {
         let graph;
@@ -130,7 +135,10 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
           name: source.name,
           version,
           runtimeId,
-          batcher: createBatcher(source.name, canBatch(inputs, outputs), run, { ...deps.batching, concurrency: deps.pool.size }),
+          batcher: createBatcher(source.name, canBatch(inputs, outputs), run, { ...deps.batching, concurrency: deps.pool.size }, {
+            batch: (requests, rows, seconds) => observer.batch(source.name, requests, rows, seconds),
+            queue: (depth) => observer.queue(source.name, depth),
+          }),
           source,
           onnx: await readOnnxInfo(source.onnxPath),
           inputs,
@@ -145,6 +153,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
       } finally {
         loading.delete(source.name);
       }
+      observer.loaded(model.name, (performance.now() - started) / 1000);
       const previous = served.get(model.name);
       served.set(model.name, model);
       defaultName ??= model.name;
@@ -194,9 +203,11 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
       let outputs: Record<string, Tensor>;
       try {
         outputs = await model.batcher.submit({ inputs: request.inputs, key: JSON.stringify(params), deadline: request.deadline, signal: request.signal });
+        observer.inference(model.name, "ok");
       } catch (error) {
-        if (error instanceof InferenceError) throw error;
-        throw new InferenceError("internal", `model "${model.name}" failed to run`, { cause: error });
+        const e = error instanceof InferenceError ? error : new InferenceError("internal", `model "${model.name}" failed to run`, { cause: error });
+        observer.inference(model.name, e.kind);
+        throw e;
       }
       return {
         model: model.name,

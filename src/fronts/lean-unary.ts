@@ -1,6 +1,7 @@
 import type http2 from "node:http2";
 import { type DescMethod, type DescService, create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createHandlerContext } from "@connectrpc/connect";
+import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
 import { encodeGrpcMessage } from "./wire-error-fixes.js";
 
@@ -15,6 +16,8 @@ export interface LeanUnaryOptions {
   readMaxBytes: number;
   /** The router's error mapping (and logging), applied to everything an implementation throws. */
   mapError(error: unknown, method: DescMethod): ConnectError;
+  /** Reports each answered call, as the router's metrics interceptor does. */
+  onCall?(method: string, code: string, seconds: number): void;
 }
 
 type UnaryFn = (input: unknown, context: unknown) => Promise<unknown>;
@@ -47,7 +50,11 @@ export function createLeanUnary(services: readonly RegisteredService[], options:
   }
 
   // Answers through Node's compatibility response, which owns the stream's trailers.
-  function respond(res: http2.Http2ServerResponse, body: Uint8Array | undefined, error: ConnectError | undefined): void {
+  function respond(res: http2.Http2ServerResponse, body: Uint8Array | undefined, error: ConnectError | undefined, started?: number): void {
+    if (started !== undefined) {
+      const path = res.req.headers[":path"] ?? "";
+      options.onCall?.(path.slice(1), error ? codeToString(error.code) : "ok", (performance.now() - started) / 1000);
+    }
     if (res.stream.destroyed || res.stream.closed) return;
     res.writeHead(200, { "content-type": "application/grpc+proto" });
     const trailers: Record<string, string> = { "grpc-status": error ? String(error.code) : "0" };
@@ -57,7 +64,7 @@ export function createLeanUnary(services: readonly RegisteredService[], options:
     else res.end();
   }
 
-  async function serve(entry: Entry, res: http2.Http2ServerResponse, headers: http2.IncomingHttpHeaders, body: Buffer): Promise<void> {
+  async function serve(entry: Entry, res: http2.Http2ServerResponse, headers: http2.IncomingHttpHeaders, body: Buffer, started: number): Promise<void> {
     const stream = res.stream;
     const timeout = parseTimeout(typeof headers["grpc-timeout"] === "string" ? headers["grpc-timeout"] : null, MAX_TIMEOUT_MS);
     const requestAbort = new AbortController();
@@ -88,9 +95,9 @@ export function createLeanUnary(services: readonly RegisteredService[], options:
       const frame = new Uint8Array(5 + message.length);
       new DataView(frame.buffer).setUint32(1, message.length);
       frame.set(message, 5);
-      respond(res, frame, undefined);
+      respond(res, frame, undefined, started);
     } catch (error) {
-      respond(res, undefined, error instanceof ConnectError ? error : options.mapError(error, entry.method));
+      respond(res, undefined, error instanceof ConnectError ? error : options.mapError(error, entry.method), started);
     } finally {
       context.abort();
     }
@@ -110,6 +117,7 @@ export function createLeanUnary(services: readonly RegisteredService[], options:
       const entry = methods.get(req.headers[":path"] ?? "");
       if (!entry) return false;
       const { stream, headers } = req;
+      const started = performance.now();
       const chunks: Buffer[] = [];
       let size = 0;
       let refused = false;
@@ -122,12 +130,12 @@ export function createLeanUnary(services: readonly RegisteredService[], options:
           const announced = Buffer.concat(chunks, Math.min(size, 5)).readUInt32BE(1);
           if (announced > options.readMaxBytes) {
             refused = true;
-            respond(res, undefined, new ConnectError(`message size ${announced} is larger than configured readMaxBytes ${options.readMaxBytes}`, Code.ResourceExhausted));
+            respond(res, undefined, new ConnectError(`message size ${announced} is larger than configured readMaxBytes ${options.readMaxBytes}`, Code.ResourceExhausted), started);
           }
         }
       });
       stream.once("end", () => {
-        if (!refused) void serve(entry, res, headers, Buffer.concat(chunks, size));
+        if (!refused) void serve(entry, res, headers, Buffer.concat(chunks, size), started);
       });
       return true;
     },

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
+import { MLflow } from "../../gen/mlflow_pb.js";
+import { ModelService } from "../../gen/mlflow/serving/v1/model_service_pb.js";
+import { DataType, TensorSchema } from "../../gen/mlflow/serving/v1/tensor_pb.js";
+import { reference } from "../helpers/reference.js";
+import { IRIS, type RunningServer, startServer } from "../helpers/server.js";
+
+const { iris } = reference;
+
+describe("GET /metrics", () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startServer([IRIS]);
+  });
+  after(() => server.close());
+
+  it("counts calls by protocol, method and code, with latencies, batches, queue depth, load time and process metrics", async () => {
+    const input = create(TensorSchema, { dtype: DataType.FLOAT32, shape: [2n, 4n], floatData: iris.rows.slice(0, 2).flat() });
+    await createClient(ModelService, createGrpcTransport({ baseUrl: server.url })).predict({ inputs: { input } }); // lean path
+    await createClient(ModelService, createGrpcTransport({ baseUrl: server.url })).predict({ inputs: { input } });
+    const seed = { value: JSON.stringify({ inputs: iris.rows }) };
+    await createClient(MLflow, createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" })).predict(seed);
+    await createClient(MLflow, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" })).predict(seed);
+    await createClient(MLflow, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" })).predict({ value: "{" }).catch(() => undefined);
+    await fetch(`${server.url}/invocations`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ inputs: iris.rows }) });
+    await fetch(`${server.url}/v2/models/iris/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+
+    const res = await fetch(`${server.url}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    const families = Object.fromEntries(parsePrometheusTextFormat(text).map((f) => [f.name, f]));
+    /** A histogram's _count or _sum for a model (the parser keeps no labels on histograms). */
+    const histogram = (name: string, part: "count" | "sum", model: string) => Number(new RegExp(`^${name}_${part}\\{model="${model}"\\} (\\S+)$`, "m").exec(text)?.[1]);
+    const count = (labels: Record<string, string>) =>
+      Number(families.mlflow_connect_requests_total!.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value ?? 0);
+
+    assert.equal(count({ protocol: "grpc", method: "mlflow.serving.v1.ModelService/Predict", code: "ok" }), 2);
+    assert.equal(count({ protocol: "grpc-web", method: "MLflow/predict", code: "ok" }), 1);
+    assert.equal(count({ protocol: "connect", method: "MLflow/predict", code: "ok" }), 1);
+    assert.equal(count({ protocol: "connect", method: "MLflow/predict", code: "invalid_argument" }), 1);
+    assert.equal(count({ protocol: "http", method: "POST /invocations", code: "200" }), 1);
+    assert.equal(count({ protocol: "http", method: "POST /v2/models/:name/infer", code: "400" }), 1);
+    assert.equal(families.mlflow_connect_request_duration_seconds!.type, "HISTOGRAM");
+
+    const inferences = families.mlflow_connect_inferences_total!.metrics.find((m) => m.labels?.model === "iris" && m.labels.outcome === "ok");
+    assert.equal(Number(inferences?.value), 5);
+    assert.equal(families.mlflow_connect_batch_rows!.type, "HISTOGRAM");
+    assert.equal(histogram("mlflow_connect_batch_rows", "count", "iris"), 5);
+    assert.equal(histogram("mlflow_connect_batch_rows", "sum", "iris"), 2 + 2 + iris.rows.length * 3);
+    assert.ok(families.mlflow_connect_queue_depth!.metrics.some((m) => m.labels?.model === "iris"));
+    assert.ok(Number(families.mlflow_connect_model_load_seconds!.metrics.find((m) => m.labels?.model === "iris")?.value) > 0);
+    assert.ok(families.mlflow_connect_worker_busy_seconds);
+    assert.ok(Number(families.mlflow_connect_process_resident_memory_bytes?.metrics[0]?.value) > 0, "Node process metrics");
+  });
+});
