@@ -10,6 +10,7 @@ import { type ModelRepository, createModelRepository } from "./core/model-reposi
 import { createErrorInterceptor, mapRpcError } from "./fronts/error-interceptor.js";
 import { createMetricsInterceptor } from "./fronts/metrics-interceptor.js";
 import { createMetrics } from "./server/metrics.js";
+import { createAuthHook, createTokenCheck } from "./server/auth.js";
 import { type RegisteredService, createLeanUnary } from "./fronts/lean-unary.js";
 import { Health, createHealthService } from "./fronts/health/health-service.js";
 import { mlflowRestRoutes } from "./fronts/mlflow-rest/mlflow-rest-routes.js";
@@ -89,6 +90,8 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     if (model.source.inputExampleProblem) fastify.log.warn(model.source.inputExampleProblem);
   }
   fastify.addHook("onRequest", finishUnreadRequestBody);
+  const tokenCheck = config.authToken === undefined ? undefined : createTokenCheck(config.authToken);
+  if (tokenCheck) fastify.addHook("onRequest", createAuthHook(tokenCheck));
   // Plain HTTP routes are counted here; RPCs by the router's interceptor or the lean path.
   const rpcPaths = new Set<string>();
   fastify.addHook("onResponse", async (req, reply) => {
@@ -126,7 +129,8 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
       mapError: (error, method) => mapRpcError(error, method.name, logError),
       onCall: (method, code, seconds) => metrics.call("grpc", method, code, seconds),
     });
-    intercept.handle = (req, res) => lean.handle(req, res) && ++leanCalls > 0;
+    // A call without the token goes the full way, where the auth hook answers it.
+    intercept.handle = (req, res) => (!tokenCheck || tokenCheck(req.headers.authorization)) && lean.handle(req, res) && ++leanCalls > 0;
   }
   await fastify.register(mlflowRestRoutes, {
     core,

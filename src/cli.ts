@@ -2,6 +2,7 @@
  * Process entry: flags -> configuration -> build() -> listen(), and signals.
  * Start-up failures print one line and exit 1, without a stack trace.
  */
+import { readFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { build } from "./app.js";
 import { DEFAULT_BATCHER_OPTIONS } from "./core/batcher.js";
@@ -32,9 +33,19 @@ interface ServeOptions {
   maxQueue: number;
   defaultDeadlineMs: number;
   fastPath: boolean;
+  authToken?: string;
+  authTokenFile?: string;
 }
 
-async function serve(modelUris: string[], options: ServeOptions): Promise<void> {
+async function serve(modelUris: string[], { authTokenFile, ...options }: ServeOptions): Promise<void> {
+  if (authTokenFile !== undefined) {
+    try {
+      options.authToken = readFileSync(authTokenFile, "utf8").trim();
+    } catch (error) {
+      fail(`cannot read the auth token file "${authTokenFile}": ${(error as Error).message}`);
+    }
+  }
+  if (options.authToken === "") fail("the auth token is empty");
   let app;
   try {
     app = await build({ models: modelUris, ...options });
@@ -65,6 +76,17 @@ async function serve(modelUris: string[], options: ServeOptions): Promise<void> 
   process.on("SIGTERM", () => stop("SIGTERM"));
 }
 
+/**
+ * A flag with an environment-variable twin: --max-queue <-> MLFLOW_CONNECT_MAX_QUEUE
+ * (commander reads it when the flag is absent; the flag wins).
+ */
+class EnvOption extends Option {
+  constructor(flags: string, description: string) {
+    super(flags, description);
+    this.env(`MLFLOW_CONNECT_${this.attributeName().replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`);
+  }
+}
+
 const program = new Command("mlflow-connect")
   .description("Serve an MLflow model (ONNX flavor) over gRPC, gRPC-Web, Connect and JSON on one port.")
   .showHelpAfterError();
@@ -77,25 +99,28 @@ program
     "an MLflow model directory (a path or a file:// URI), NAME=PATH to serve it under NAME, or a repository folder " +
       "whose subfolders are model directories (or hold numeric version folders; the highest is served)",
   )
-  .addOption(new Option("-p, --port <n>", "TCP port for every protocol (0 picks a free one)").default(DEFAULT_PORT).argParser(integer(0, 65535)))
-  .addOption(new Option("-H, --host <host>", "interface to listen on; 0.0.0.0 exposes the server to the network").default(DEFAULT_HOST))
-  .addOption(new Option("-w, --workers <n>", "onnxruntime worker threads, one model session each").default(defaultWorkers(), `${defaultWorkers()}, one per core`).argParser(integer(1, 256)))
+  .addOption(new EnvOption("-p, --port <n>", "TCP port for every protocol (0 picks a free one)").default(DEFAULT_PORT).argParser(integer(0, 65535)))
+  .addOption(new EnvOption("-H, --host <host>", "interface to listen on; 0.0.0.0 exposes the server to the network").default(DEFAULT_HOST))
+  .addOption(new EnvOption("-w, --workers <n>", "onnxruntime worker threads, one model session each").default(defaultWorkers(), `${defaultWorkers()}, one per core`).argParser(integer(1, 256)))
   .addOption(
-    new Option("--max-message-bytes <n>", "largest request message accepted, in bytes")
+    new EnvOption("--max-message-bytes <n>", "largest request message accepted, in bytes")
       .default(DEFAULT_MAX_MESSAGE_BYTES)
       .argParser(integer(1, 2 ** 31 - 1)),
   )
-  .addOption(new Option("--log-level <level>", "log level").choices(LOG_LEVELS).default(DEFAULT_LOG_LEVEL))
-  .addOption(new Option("--max-batch-size <rows>", "most rows one merged model run may hold (1 turns batching off)").default(DEFAULT_BATCHER_OPTIONS.maxBatchSize).argParser(integer(1, 65536)))
+  .addOption(new EnvOption("--log-level <level>", "log level").choices(LOG_LEVELS).default(DEFAULT_LOG_LEVEL))
+  .addOption(new EnvOption("--max-batch-size <rows>", "most rows one merged model run may hold (1 turns batching off)").default(DEFAULT_BATCHER_OPTIONS.maxBatchSize).argParser(integer(1, 65536)))
   .addOption(
-    new Option("--max-batch-delay-ms <ms>", "longest a request waits for others to join its batch, only while its model is busy")
+    new EnvOption("--max-batch-delay-ms <ms>", "longest a request waits for others to join its batch, only while its model is busy")
       .default(DEFAULT_BATCHER_OPTIONS.maxBatchDelayMs)
       .argParser(integer(0, 10_000)),
   )
-  .addOption(new Option("--max-queue <n>", "requests that may wait per model before new ones fail as overloaded").default(DEFAULT_BATCHER_OPTIONS.maxQueue).argParser(integer(1, 1_000_000)))
-  .addOption(new Option("--no-fast-path", "answer gRPC unary calls through connect-es too, instead of the lean path"))
-  .addOption(new Option("--default-deadline-ms <ms>", "deadline of a request whose client set none").default(DEFAULT_DEADLINE_MS).argParser(integer(1, 86_400_000)))
+  .addOption(new EnvOption("--max-queue <n>", "requests that may wait per model before new ones fail as overloaded").default(DEFAULT_BATCHER_OPTIONS.maxQueue).argParser(integer(1, 1_000_000)))
+  .addOption(new EnvOption("--auth-token <token>", "bearer token every call must carry (health probes excepted)"))
+  .addOption(new EnvOption("--auth-token-file <path>", "read the bearer token from a file (e.g. a Kubernetes secret)"))
+  .addOption(new EnvOption("--no-fast-path", "answer gRPC unary calls through connect-es too, instead of the lean path"))
+  .addOption(new EnvOption("--default-deadline-ms <ms>", "deadline of a request whose client set none").default(DEFAULT_DEADLINE_MS).argParser(integer(1, 86_400_000)))
   .action(serve);
+
 
 program.parseAsync().catch((error: unknown) => {
   process.stderr.write(`mlflow-connect: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);

@@ -36,6 +36,8 @@ export interface ServerConfig {
   defaultDeadlineMs: number;
   /** Answer gRPC unary calls on the lean path (same answers, a fraction of the CPU). Default true. */
   fastPath: boolean;
+  /** Bearer token every call must carry, but health probes; undefined: no authentication. */
+  authToken?: string;
 }
 
 /** Default worker count: one per core, each running its sessions with one intra-op thread. */

@@ -29,10 +29,10 @@ export interface OnePortOptions {
  * (browsers, curl): each connection's first bytes decide which inner server gets it.
  * Used as Fastify's serverFactory, so both inner servers share Fastify's handler.
  *
- * close() stops accepting, lets in-flight requests finish (up to closeGraceMs), then
- * destroys what is left: idle keep-alive sockets and HTTP/2 sessions (a client may
- * keep those open forever, and a stream whose request body was never read stays
- * half-open), so Fastify's close() does not hang on them.
+ * close() stops accepting (GOAWAY to HTTP/2 clients), lets in-flight requests finish,
+ * then closes idle keep-alive sockets and ends HTTP/2 streams whose answer is out
+ * but whose request body was never read; whatever is still open after closeGraceMs
+ * is destroyed, so Fastify's close() never hangs on a client.
  */
 export function createOnePortServer(handler: Handler, options: OnePortOptions): net.Server {
   const sockets = new Set<net.Socket>();
@@ -42,6 +42,15 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
   const destroyAll = (): void => {
     for (const socket of sockets) socket.destroy();
   };
+  // HTTP/2 streams, to end those whose answer is out but whose client still sends
+  // (a refused oversized request): a graceful session close would wait for them forever.
+  const streams = new Set<http2.ServerHttp2Stream>();
+  const drained = (): void => {
+    h1.closeIdleConnections();
+    for (const stream of streams) {
+      if (stream.writableEnded && !stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    }
+  };
   const track = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     inFlight++;
     let done = false;
@@ -49,7 +58,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
       if (done) return;
       done = true;
       inFlight--;
-      if (closing && inFlight === 0) setImmediate(destroyAll); // let the last bytes go out first
+      if (closing && inFlight === 0) setImmediate(drained); // let the last bytes go out first
     };
     // An HTTP/2 response's "finish" waits for the whole stream to close; the stream's
     // own "finish" marks the answer as written.
@@ -69,6 +78,10 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
     handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
   });
   const sessions = new Set<http2.ServerHttp2Session>();
+  h2.on("stream", (stream) => {
+    streams.add(stream);
+    stream.once("close", () => streams.delete(stream));
+  });
   h2.on("session", (session) => {
     // An idle session gets a GOAWAY (streams in flight still finish); gRPC clients reconnect when they need to.
     session.setTimeout(options.idleTimeoutMs, () => session.close());
@@ -118,7 +131,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
       for (const session of sessions) session.close();
       h1.closeIdleConnections();
       close(callback);
-      if (inFlight === 0) setImmediate(destroyAll);
+      if (inFlight === 0) setImmediate(drained);
       setTimeout(destroyAll, options.closeGraceMs).unref();
       return server;
     },

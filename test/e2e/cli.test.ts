@@ -5,6 +5,9 @@ import { createServer } from "node:net";
 import { describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { MLflow } from "../../gen/mlflow_pb.js";
 import { reference } from "../helpers/reference.js";
 import { BROKEN, GREETER, ROOT } from "../helpers/server.js";
 
@@ -71,6 +74,62 @@ describe("mlflow-connect serve: start-up errors", () => {
 });
 
 describe("mlflow-connect serve", () => {
+  it("takes every flag from its environment-variable twin", async () => {
+    const child = spawn(process.execPath, [BIN, "serve", GREETER], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, MLFLOW_CONNECT_PORT: "0", MLFLOW_CONNECT_WORKERS: "1", MLFLOW_CONNECT_AUTH_TOKEN: "t0ken" },
+    });
+    try {
+      let out = "";
+      for await (const chunk of child.stdout!) {
+        out += chunk;
+        if (out.includes("\n")) break;
+      }
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]!;
+      assert.notEqual(url, "http://127.0.0.1:50051");
+      const refused = await fetch(`${url}/invocations`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"inputs": ["hi"]}' });
+      assert.equal(refused.status, 401, "MLFLOW_CONNECT_AUTH_TOKEN applies");
+    } finally {
+      child.kill("SIGTERM");
+    }
+    assert.deepEqual(await once(child, "exit"), [0, null]);
+  });
+
+  it("drains on SIGTERM: calls in flight complete, later ones are refused, none fails otherwise, exit 0", async () => {
+    const { child, line } = await startCli([GREETER, "--port", "0", "--workers", "1"]);
+    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(line.msg)![1]!;
+    const client = createClient(MLflow, createGrpcTransport({ baseUrl: url }));
+    let signalled = false;
+    let okBefore = 0;
+    const refused: string[] = [];
+    const failures: string[] = [];
+    const loops = Array.from({ length: 8 }, async () => {
+      for (;;) {
+        const startedBeforeSignal = !signalled;
+        try {
+          const out = await client.predict({ value: "HELLO WORLD" });
+          assert.equal(out.value, "greeting");
+          if (startedBeforeSignal && !signalled) okBefore++;
+        } catch (error) {
+          const e = ConnectError.from(error);
+          if (!signalled) failures.push(e.message);
+          else if (e.code === Code.Unavailable) refused.push(e.message);
+          else if (startedBeforeSignal) failures.push(`in flight at SIGTERM: ${e.message}`);
+          else refused.push(e.message);
+          if (signalled) return;
+        }
+      }
+    });
+    while (okBefore < 200) await new Promise((r) => setTimeout(r, 5));
+    signalled = true;
+    child.kill("SIGTERM");
+    const [code] = await once(child, "exit");
+    await Promise.all(loops);
+    assert.deepEqual(failures, []);
+    assert.equal(code, 0);
+    assert.ok(refused.length >= 8, "every loop ended on a refusal once the server was gone");
+  });
+
   it("documents every flag in --help", async () => {
     const { code, stdout } = await runCli(["serve", "--help"]);
     assert.equal(code, 0);
