@@ -81,6 +81,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
         closeGraceMs: 10_000,
         idleTimeoutMs: 65_000,
         intercept,
+        tls: config.tls,
       }) as unknown as http.Server,
   });
   // Health turns NOT_SERVING first, so balancers stop sending before the port closes.
@@ -160,7 +161,9 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
         port: config.port,
         // The one start-up line: where it listens and what it serves.
         listenTextResolver: (address) =>
-          `mlflow-connect listening on ${address} (gRPC, gRPC-Web, Connect; HTTP/1.1 and h2c); ${names} ready`,
+          config.tls
+            ? `mlflow-connect listening on ${address.replace(/^http:/, "https:")} (gRPC, gRPC-Web, Connect; TLS, ALPN h2 and http/1.1); ${names} ready`
+            : `mlflow-connect listening on ${address} (gRPC, gRPC-Web, Connect; HTTP/1.1 and h2c); ${names} ready`,
       }),
     close: () => fastify.close(),
   };

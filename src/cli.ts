@@ -35,9 +35,20 @@ interface ServeOptions {
   fastPath: boolean;
   authToken?: string;
   authTokenFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
-async function serve(modelUris: string[], { authTokenFile, ...options }: ServeOptions): Promise<void> {
+async function serve(modelUris: string[], { authTokenFile, tlsCert, tlsKey, ...options }: ServeOptions): Promise<void> {
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) fail("--tls-cert and --tls-key go together");
+  if (tlsCert !== undefined && tlsKey !== undefined) {
+    try {
+      tls = { cert: readFileSync(tlsCert), key: readFileSync(tlsKey) };
+    } catch (error) {
+      fail(`cannot read the TLS certificate or key: ${(error as Error).message}`);
+    }
+  }
   if (authTokenFile !== undefined) {
     try {
       options.authToken = readFileSync(authTokenFile, "utf8").trim();
@@ -48,7 +59,7 @@ async function serve(modelUris: string[], { authTokenFile, ...options }: ServeOp
   if (options.authToken === "") fail("the auth token is empty");
   let app;
   try {
-    app = await build({ models: modelUris, ...options });
+    app = await build({ models: modelUris, ...options, tls });
   } catch (error) {
     if (error instanceof ModelLoadError) fail(error.message);
     throw error;
@@ -117,6 +128,8 @@ program
   .addOption(new EnvOption("--max-queue <n>", "requests that may wait per model before new ones fail as overloaded").default(DEFAULT_BATCHER_OPTIONS.maxQueue).argParser(integer(1, 1_000_000)))
   .addOption(new EnvOption("--auth-token <token>", "bearer token every call must carry (health probes excepted)"))
   .addOption(new EnvOption("--auth-token-file <path>", "read the bearer token from a file (e.g. a Kubernetes secret)"))
+  .addOption(new EnvOption("--tls-cert <path>", "PEM certificate: serve TLS on the same port (ALPN h2 and http/1.1)"))
+  .addOption(new EnvOption("--tls-key <path>", "PEM private key for --tls-cert"))
   .addOption(new EnvOption("--no-fast-path", "answer gRPC unary calls through connect-es too, instead of the lean path"))
   .addOption(new EnvOption("--default-deadline-ms <ms>", "deadline of a request whose client set none").default(DEFAULT_DEADLINE_MS).argParser(integer(1, 86_400_000)))
   .action(serve);

@@ -38,6 +38,8 @@ export interface ServerConfig {
   fastPath: boolean;
   /** Bearer token every call must carry, but health probes; undefined: no authentication. */
   authToken?: string;
+  /** PEM certificate and key: TLS on the same port (ALPN h2 and http/1.1); undefined: plaintext. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 /** Default worker count: one per core, each running its sessions with one intra-op thread. */

@@ -22,6 +22,8 @@ export interface OnePortOptions {
    * lean unary path); read at each request, so it may be set after the server exists.
    */
   intercept?: { handle?: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => boolean };
+  /** PEM certificate and key: serve TLS, with ALPN choosing h2 or http/1.1 on the same port. */
+  tls?: { cert: Buffer; key: Buffer };
 }
 
 /**
@@ -66,17 +68,20 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
     res.once("close", finished);
   };
 
+  const h2Handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+    track(req, res);
+    if (options.intercept?.handle?.(req, res)) return;
+    handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
+  };
+  if (options.tls) return createTlsServer(h2Handler, options);
+
   const h1 = http.createServer((req, res) => {
     track(req, res);
     handler(req, res);
   });
   h1.keepAliveTimeout = options.keepAliveTimeoutMs;
   h1.requestTimeout = options.requestTimeoutMs;
-  const h2 = http2.createServer((req, res) => {
-    track(req, res);
-    if (options.intercept?.handle?.(req, res)) return;
-    handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
-  });
+  const h2 = http2.createServer(h2Handler);
   const sessions = new Set<http2.ServerHttp2Session>();
   h2.on("stream", (stream) => {
     streams.add(stream);
@@ -136,4 +141,35 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
       return server;
     },
   });
+}
+
+/**
+ * The TLS variant: Node's HTTP/2 secure server with allowHTTP1 negotiates h2 or
+ * http/1.1 by ALPN itself, and hands both to the same handler (HTTP/1.1 requests
+ * through the compatibility API too). Closing sends GOAWAY and lets streams finish.
+ */
+function createTlsServer(handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void, options: OnePortOptions): net.Server {
+  const server = http2.createSecureServer({ cert: options.tls!.cert, key: options.tls!.key, allowHTTP1: true }, handler);
+  server.setTimeout(options.requestTimeoutMs);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const sockets = new Set<net.Socket>();
+  server.on("secureConnection", (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+    session.setTimeout(options.idleTimeoutMs, () => session.close());
+  });
+  const close = server.close.bind(server);
+  return Object.assign(server, {
+    closeIdleConnections() {},
+    close(callback?: (err?: Error) => void) {
+      for (const session of sessions) session.close();
+      close(callback);
+      setTimeout(() => sockets.forEach((s) => s.destroy()), options.closeGraceMs).unref();
+      return server;
+    },
+  }) as unknown as net.Server;
 }

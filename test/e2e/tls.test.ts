@@ -1,0 +1,78 @@
+import assert from "node:assert/strict";
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { MLflow } from "../../gen/mlflow_pb.js";
+import { reference } from "../helpers/reference.js";
+import { GREETER, ROOT, type RunningServer, startServer } from "../helpers/server.js";
+import { commandExists, toolSkip } from "../helpers/tools.js";
+
+const exec = promisify(execFile);
+const skip = toolSkip("openssl", commandExists("openssl"), "apt-get install -y openssl") || toolSkip("curl", commandExists("curl"), "apt-get install -y curl");
+const { greeter } = reference;
+
+describe("TLS on the one port (ALPN h2 and http/1.1)", { skip }, () => {
+  let server: RunningServer;
+  let ca: Buffer;
+  let caPath: string;
+  let url: string;
+  before(async () => {
+    // A self-signed certificate for 127.0.0.1, made here.
+    const dir = mkdtempSync(join(tmpdir(), "tls-"));
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+      "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+    ], { stdio: "ignore" });
+    caPath = join(dir, "cert.pem");
+    ca = readFileSync(caPath);
+    server = await startServer([GREETER], { tls: { cert: ca, key: readFileSync(join(dir, "key.pem")) } });
+    url = server.url.replace("http:", "https:");
+  });
+  after(() => server?.close());
+
+  it("answers connect-node over gRPC (h2), gRPC-Web and Connect (http/1.1)", async () => {
+    const nodeOptions = { ca };
+    for (const transport of [
+      createGrpcTransport({ baseUrl: url, nodeOptions }),
+      createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1", nodeOptions }),
+      createConnectTransport({ baseUrl: url, httpVersion: "1.1", nodeOptions }),
+      createConnectTransport({ baseUrl: url, httpVersion: "2", nodeOptions }),
+    ]) {
+      assert.equal((await createClient(MLflow, transport).predict({ value: greeter.texts[0]! })).value, greeter.labels[0]);
+    }
+  });
+
+  it("answers @grpc/grpc-js over TLS", async () => {
+    const def = grpc.loadPackageDefinition(protoLoader.loadSync(`${ROOT}proto/mlflow.proto`)) as unknown as {
+      MLflow: new (a: string, c: grpc.ChannelCredentials) => grpc.Client & { predict(i: object, cb: (e: grpc.ServiceError | null, o: { value: string }) => void): void };
+    };
+    const client = new def.MLflow(`127.0.0.1:${server.port}`, grpc.credentials.createSsl(ca));
+    try {
+      const out = await new Promise<{ value: string }>((resolve, reject) => client.predict({ value: "HELLO WORLD" }, (e, o) => (e ? reject(e) : resolve(o))));
+      assert.equal(out.value, "greeting");
+    } finally {
+      client.close();
+    }
+  });
+
+  it("answers curl over HTTP/1.1 and HTTP/2 negotiated by ALPN", async () => {
+    for (const flag of ["--http1.1", "--http2"]) {
+      const { stdout } = await exec("curl", ["-sS", flag, "--cacert", caPath, "-w", "\n%{http_version}", "-H", "content-type: application/json", "-d", '{"inputs": ["HELLO WORLD"]}', `${url}/invocations`]);
+      const [body, version] = stdout.split("\n");
+      assert.equal(version, flag === "--http1.1" ? "1.1" : "2");
+      assert.deepEqual(JSON.parse(body!), { predictions: ["greeting"] });
+    }
+  });
+
+  it("refuses plaintext on the TLS port", async () => {
+    await assert.rejects(fetch(`${server.url}/ping`));
+  });
+});
