@@ -11,6 +11,7 @@ import { createErrorInterceptor, mapRpcError } from "./fronts/error-interceptor.
 import { createMetricsInterceptor } from "./fronts/metrics-interceptor.js";
 import { createMetrics } from "./server/metrics.js";
 import { createAuthHook, createTokenCheck } from "./server/auth.js";
+import { registerCors } from "./server/cors.js";
 import { type RegisteredService, createLeanUnary } from "./fronts/lean-unary.js";
 import { Health, createHealthService } from "./fronts/health/health-service.js";
 import { mlflowRestRoutes } from "./fronts/mlflow-rest/mlflow-rest-routes.js";
@@ -91,6 +92,8 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     if (model.source.inputExampleProblem) fastify.log.warn(model.source.inputExampleProblem);
   }
   fastify.addHook("onRequest", finishUnreadRequestBody);
+  // Before auth: a preflight carries no token and is answered by the CORS hook.
+  await registerCors(fastify, config.corsOrigins ?? []);
   const tokenCheck = config.authToken === undefined ? undefined : createTokenCheck(config.authToken);
   if (tokenCheck) fastify.addHook("onRequest", createAuthHook(tokenCheck));
   // Plain HTTP routes are counted here; RPCs by the router's interceptor or the lean path.

@@ -37,9 +37,10 @@ interface ServeOptions {
   authTokenFile?: string;
   tlsCert?: string;
   tlsKey?: string;
+  corsOrigin?: string[];
 }
 
-async function serve(modelUris: string[], { authTokenFile, tlsCert, tlsKey, ...options }: ServeOptions): Promise<void> {
+async function serve(modelUris: string[], { authTokenFile, tlsCert, tlsKey, corsOrigin, ...options }: ServeOptions): Promise<void> {
   let tls: { cert: Buffer; key: Buffer } | undefined;
   if ((tlsCert === undefined) !== (tlsKey === undefined)) fail("--tls-cert and --tls-key go together");
   if (tlsCert !== undefined && tlsKey !== undefined) {
@@ -59,7 +60,7 @@ async function serve(modelUris: string[], { authTokenFile, tlsCert, tlsKey, ...o
   if (options.authToken === "") fail("the auth token is empty");
   let app;
   try {
-    app = await build({ models: modelUris, ...options, tls });
+    app = await build({ models: modelUris, ...options, tls, corsOrigins: corsOrigin });
   } catch (error) {
     if (error instanceof ModelLoadError) fail(error.message);
     throw error;
@@ -128,6 +129,7 @@ program
   .addOption(new EnvOption("--max-queue <n>", "requests that may wait per model before new ones fail as overloaded").default(DEFAULT_BATCHER_OPTIONS.maxQueue).argParser(integer(1, 1_000_000)))
   .addOption(new EnvOption("--auth-token <token>", "bearer token every call must carry (health probes excepted)"))
   .addOption(new EnvOption("--auth-token-file <path>", "read the bearer token from a file (e.g. a Kubernetes secret)"))
+  .addOption(new EnvOption("--cors-origin <origins>", "comma-separated origins whose pages may call the server (CORS); none by default").argParser((v) => v.split(",").map((o) => o.trim()).filter(Boolean)))
   .addOption(new EnvOption("--tls-cert <path>", "PEM certificate: serve TLS on the same port (ALPN h2 and http/1.1)"))
   .addOption(new EnvOption("--tls-key <path>", "PEM private key for --tls-cert"))
   .addOption(new EnvOption("--no-fast-path", "answer gRPC unary calls through connect-es too, instead of the lean path"))

@@ -40,6 +40,8 @@ export interface ServerConfig {
   authToken?: string;
   /** PEM certificate and key: TLS on the same port (ALPN h2 and http/1.1); undefined: plaintext. */
   tls?: { cert: Buffer; key: Buffer };
+  /** Origins (e.g. https://app.example.com) whose pages may call the server; none by default. */
+  corsOrigins?: string[];
 }
 
 /** Default worker count: one per core, each running its sessions with one intra-op thread. */

@@ -101,3 +101,45 @@ describe("bearer-token authentication", () => {
     assert.equal((await health.check({ service: "" })).status, 1);
   });
 });
+
+describe("CORS for browsers on other origins", () => {
+  let server: RunningServer;
+  before(async () => {
+    server = await startServer([IRIS], { authToken: TOKEN, corsOrigins: ["https://app.example"] });
+  });
+  after(() => server.close());
+
+  const preflight = (origin: string) =>
+    fetch(`${server.url}/mlflow.serving.v1.ModelService/Predict`, {
+      method: "OPTIONS",
+      headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type,connect-protocol-version,authorization" },
+    });
+
+  it("answers a preflight from an allowed origin with Connect's headers and Authorization", async () => {
+    const res = await preflight("https://app.example");
+    assert.equal(res.status, 204);
+    assert.equal(res.headers.get("access-control-allow-origin"), "https://app.example");
+    const allowed = (res.headers.get("access-control-allow-headers") ?? "").toLowerCase();
+    for (const h of ["content-type", "connect-protocol-version", "connect-timeout-ms", "x-grpc-web", "authorization"]) assert.ok(allowed.includes(h), h);
+    assert.match(res.headers.get("access-control-allow-methods") ?? "", /POST/);
+    const call = await fetch(`${server.url}/MLflow/predict`, {
+      method: "POST",
+      headers: { origin: "https://app.example", "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify(seed),
+    });
+    assert.equal(call.status, 200);
+    assert.equal(call.headers.get("access-control-allow-origin"), "https://app.example");
+    assert.match(call.headers.get("access-control-expose-headers") ?? "", /grpc-status/i);
+  });
+
+  it("gives a refused origin no CORS headers, so the browser blocks it", async () => {
+    const res = await preflight("https://evil.example");
+    assert.equal(res.headers.get("access-control-allow-origin"), null);
+    const call = await fetch(`${server.url}/MLflow/predict`, {
+      method: "POST",
+      headers: { origin: "https://evil.example", "content-type": "application/json", authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify(seed),
+    });
+    assert.equal(call.headers.get("access-control-allow-origin"), null);
+  });
+});
