@@ -1,14 +1,17 @@
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import type http from "node:http";
 import type http2 from "node:http2";
 import { fileURLToPath } from "node:url";
+import { createContextValues } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, LogController } from "fastify";
 import { type ServerConfig, intraOpThreads } from "./config.js";
 import { createInferenceService, type InferenceService } from "./core/inference-service.js";
 import { type ModelRepository, createModelRepository } from "./core/model-repository.js";
 import { createErrorInterceptor, mapRpcError } from "./fronts/error-interceptor.js";
-import { createMetricsInterceptor } from "./fronts/metrics-interceptor.js";
+import { type CallRecord, createCallInterceptor } from "./fronts/call-interceptor.js";
+import { httpModel, kLog } from "./fronts/call-info.js";
 import { createMetrics } from "./server/metrics.js";
 import { createAuthHook, createTokenCheck } from "./server/auth.js";
 import { registerCors } from "./server/cors.js";
@@ -26,6 +29,15 @@ import { type OrtPool, createOrtPool } from "./runtime/ort-pool.js";
 import { createOnePortServer } from "./server/one-port.js";
 import { finishUnreadRequestBody } from "./server/unread-request-body.js";
 import { webDemoStatic } from "./server/web-demo-static.js";
+function canResolve(module: string): boolean {
+  try {
+    createRequire(import.meta.url).resolve(module);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A built server, models loaded, not yet listening. */
 export interface App {
   fastify: FastifyInstance;
@@ -70,7 +82,8 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   const intercept: { handle?: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => boolean } = {};
   const names = `${core.models().length > 1 ? "models" : "model"} ${core.models().map((m) => `"${m.name}"`).join(", ")}`;
   const fastify = Fastify({
-    logger: { level: config.logLevel },
+    // JSON lines; pretty in a terminal when the optional dev tool pino-pretty is installed.
+    logger: { level: config.logLevel, ...(process.stdout.isTTY && canResolve("pino-pretty") ? { transport: { target: "pino-pretty" } } : {}) },
     // Per-request access logs come with the production-readiness work; one line at start for now.
     logController: new LogController({ disableRequestLogging: true }),
     // Fastify types a serverFactory as an http.Server; ours is a net.Server that
@@ -96,12 +109,18 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   await registerCors(fastify, config.corsOrigins ?? []);
   const tokenCheck = config.authToken === undefined ? undefined : createTokenCheck(config.authToken);
   if (tokenCheck) fastify.addHook("onRequest", createAuthHook(tokenCheck));
-  // Plain HTTP routes are counted here; RPCs by the router's interceptor or the lean path.
+  // Every call: counted, timed and logged once (one access-log line, with its request id).
+  const logsCalls = () => ["info", "debug", "trace"].includes(fastify.log.level);
+  const recordCall = ({ protocol, method, code, seconds, model, log }: CallRecord): void => {
+    metrics.call(protocol, method, code, seconds);
+    (log ?? fastify.log).info({ protocol, method, model, code, durationMs: Number((seconds * 1000).toFixed(3)) }, "call");
+  };
+  // Plain HTTP routes are recorded here; RPCs by the router's interceptor or the lean path.
   const rpcPaths = new Set<string>();
   fastify.addHook("onResponse", async (req, reply) => {
     const route = req.routeOptions.url ?? "unknown";
     if (rpcPaths.has(route) || route === "/metrics") return;
-    metrics.call("http", `${req.method} ${route}`, String(reply.statusCode), reply.elapsedTime / 1000);
+    recordCall({ protocol: "http", method: `${req.method} ${route}`, code: String(reply.statusCode), seconds: reply.elapsedTime / 1000, model: httpModel(req.raw), log: req.log });
   });
   fastify.get("/metrics", async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
@@ -123,7 +142,8 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
       for (const handler of router.handlers) rpcPaths.add(handler.requestPath);
       applyWireErrorFixes(router);
     },
-    interceptors: [createMetricsInterceptor(metrics.call), createErrorInterceptor(logError)],
+    interceptors: [createCallInterceptor(recordCall), createErrorInterceptor(logError)],
+    contextValues: (req) => createContextValues().set(kLog, req.log),
     readMaxBytes: config.maxMessageBytes,
   });
   let leanCalls = 0;
@@ -131,10 +151,14 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     const lean = createLeanUnary(services, {
       readMaxBytes: config.maxMessageBytes,
       mapError: (error, method) => mapRpcError(error, method.name, logError),
-      onCall: (method, code, seconds) => metrics.call("grpc", method, code, seconds),
+      onCall: (method, code, seconds, model) => {
+        leanCalls++;
+        // Fastify gives the lean path no request: a child logger carries its request id.
+        recordCall({ protocol: "grpc", method, code, seconds, model, log: logsCalls() ? fastify.log.child({ reqId: `lean-${leanCalls}` }) : undefined });
+      },
     });
     // A call without the token goes the full way, where the auth hook answers it.
-    intercept.handle = (req, res) => (!tokenCheck || tokenCheck(req.headers.authorization)) && lean.handle(req, res) && ++leanCalls > 0;
+    intercept.handle = (req, res) => (!tokenCheck || tokenCheck(req.headers.authorization)) && lean.handle(req, res);
   }
   await fastify.register(mlflowRestRoutes, {
     core,

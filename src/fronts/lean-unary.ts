@@ -3,6 +3,7 @@ import { type DescMethod, type DescService, create, fromBinary, isMessage, toBin
 import { Code, ConnectError, createHandlerContext } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
+import { kModel } from "./call-info.js";
 import { encodeGrpcMessage } from "./wire-error-fixes.js";
 
 /** A service and the implementation object registered with the Connect router. */
@@ -16,8 +17,8 @@ export interface LeanUnaryOptions {
   readMaxBytes: number;
   /** The router's error mapping (and logging), applied to everything an implementation throws. */
   mapError(error: unknown, method: DescMethod): ConnectError;
-  /** Reports each answered call, as the router's metrics interceptor does. */
-  onCall?(method: string, code: string, seconds: number): void;
+  /** Reports each answered call, as the router's call interceptor does. */
+  onCall?(method: string, code: string, seconds: number, model: string | undefined): void;
 }
 
 type UnaryFn = (input: unknown, context: unknown) => Promise<unknown>;
@@ -50,10 +51,10 @@ export function createLeanUnary(services: readonly RegisteredService[], options:
   }
 
   // Answers through Node's compatibility response, which owns the stream's trailers.
-  function respond(res: http2.Http2ServerResponse, body: Uint8Array | undefined, error: ConnectError | undefined, started?: number): void {
+  function respond(res: http2.Http2ServerResponse, body: Uint8Array | undefined, error: ConnectError | undefined, started?: number, model?: string): void {
     if (started !== undefined) {
       const path = res.req.headers[":path"] ?? "";
-      options.onCall?.(path.slice(1), error ? codeToString(error.code) : "ok", (performance.now() - started) / 1000);
+      options.onCall?.(path.slice(1), error ? codeToString(error.code) : "ok", (performance.now() - started) / 1000, model);
     }
     if (res.stream.destroyed || res.stream.closed) return;
     res.writeHead(200, { "content-type": "application/grpc+proto" });
@@ -95,9 +96,9 @@ export function createLeanUnary(services: readonly RegisteredService[], options:
       const frame = new Uint8Array(5 + message.length);
       new DataView(frame.buffer).setUint32(1, message.length);
       frame.set(message, 5);
-      respond(res, frame, undefined, started);
+      respond(res, frame, undefined, started, context.values.get(kModel));
     } catch (error) {
-      respond(res, undefined, error instanceof ConnectError ? error : options.mapError(error, entry.method), started);
+      respond(res, undefined, error instanceof ConnectError ? error : options.mapError(error, entry.method), started, context.values.get(kModel));
     } finally {
       context.abort();
     }

@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { MLflow } from "../../gen/mlflow_pb.js";
 import { reference } from "../helpers/reference.js";
 import { BROKEN, GREETER, ROOT } from "../helpers/server.js";
@@ -93,6 +93,39 @@ describe("mlflow-connect serve", () => {
       child.kill("SIGTERM");
     }
     assert.deepEqual(await once(child, "exit"), [0, null]);
+  });
+
+  it("logs one JSON access line per call on every protocol, with request id, protocol, model, code and duration", async () => {
+    const child = spawn(process.execPath, [BIN, "serve", GREETER, "--port", "0", "--workers", "1"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout!.on("data", (chunk: Buffer) => (out += chunk));
+    while (!out.includes("\n")) await new Promise((r) => setTimeout(r, 10));
+    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]!;
+    await createClient(MLflow, createGrpcTransport({ baseUrl: url })).predict({ value: "hi" });
+    await createClient(MLflow, createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1" })).predict({ value: "hi" });
+    await createClient(MLflow, createConnectTransport({ baseUrl: url, httpVersion: "1.1" })).predict({ value: "hi" });
+    await fetch(`${url}/invocations`, { method: "POST", headers: { "content-type": "application/json" }, body: "{" });
+    child.kill("SIGTERM");
+    await once(child, "exit");
+    const calls = out
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === "call");
+    assert.deepEqual(
+      calls.map((c) => [c.protocol, c.method, c.model, c.code]),
+      [
+        ["grpc", "MLflow/predict", "greeter", "ok"],
+        ["grpc-web", "MLflow/predict", "greeter", "ok"],
+        ["connect", "MLflow/predict", "greeter", "ok"],
+        ["http", "POST /invocations", "greeter", "400"],
+      ],
+    );
+    for (const c of calls) {
+      assert.equal(typeof c.reqId, "string");
+      assert.ok((c.durationMs as number) >= 0);
+    }
+    assert.equal(new Set(calls.map((c) => c.reqId)).size, 4, "a request id each");
   });
 
   it("drains on SIGTERM: calls in flight complete, later ones are refused, none fails otherwise, exit 0", async () => {

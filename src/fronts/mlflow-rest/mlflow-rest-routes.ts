@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { InferenceService } from "../../core/inference-service.js";
 import { parseScoringCsv, parseScoringJson } from "../../mlflow/scoring-format.js";
+import { noteHttpModel } from "../call-info.js";
 import { httpLimits } from "../call-limits.js";
 import { toMlflowError } from "../error-codes.js";
 import { predictionsJson, requestFromScoring } from "../mlflow-json.js";
@@ -59,9 +60,10 @@ export async function mlflowRestRoutes(app: FastifyInstance, opts: MlflowRestOpt
         message: `Content type must be one of ${CONTENT_TYPES.join(", ")}; got "${type || "none"}"`,
       });
     }
+    const model = core.model();
+    noteHttpModel(req.raw, model.name);
     const text = typeof req.body === "string" ? req.body : "";
     const scoring = type === "text/csv" ? parseScoringCsv(text) : parseScoringJson(text);
-    const model = core.model();
     const response = await core.infer({ ...requestFromScoring(model, scoring), ...httpLimits(reply, opts.defaultDeadlineMs) });
     return reply.type("application/json").send(predictionsJson(response));
   });

@@ -11,6 +11,7 @@ import { bindTensors } from "../../core/bind-inputs.js";
 import { invalidInput } from "../../core/errors.js";
 import type { InferenceService } from "../../core/inference-service.js";
 import { OIP_DATATYPES, type Tensor } from "../../core/tensor.js";
+import { noteModel } from "../call-info.js";
 import { rpcLimits } from "../call-limits.js";
 import { type TypedFields, fieldFor, fieldValues, rawFromTensor, shapeFromWire, tensorFromFields, tensorFromRaw } from "../typed-fields.js";
 import { inputDType, modelMetadata, paramsFromGrpc, selectOutputs } from "./convert.js";
@@ -54,6 +55,7 @@ export function createGrpcInferenceService(
 
     async modelInfer(req, context) {
       const model = core.model(req.modelName, req.modelVersion);
+      noteModel(context, model.name);
       const raw = req.rawInputContents.length > 0;
       if (raw && req.rawInputContents.length !== req.inputs.length) {
         throw invalidInput(`raw_input_contents has ${req.rawInputContents.length} entries for ${req.inputs.length} inputs`);

@@ -4,6 +4,7 @@ import { InferenceError, invalidInput } from "../../core/errors.js";
 import type { InferenceService } from "../../core/inference-service.js";
 import type { ModelRepository } from "../../core/model-repository.js";
 import { OIP_DATATYPES, type Tensor, tensorFromJson } from "../../core/tensor.js";
+import { noteHttpModel } from "../call-info.js";
 import { httpLimits } from "../call-limits.js";
 import { toMlflowError } from "../error-codes.js";
 import { fieldValues, shapeFromWire } from "../typed-fields.js";
@@ -80,6 +81,7 @@ export async function oipRestRoutes(app: FastifyInstance, opts: OipRestOptions):
       const body = req.body;
       if (typeof body !== "object" || body === null || !Array.isArray(body.inputs)) throw invalidInput('the request needs "inputs", a list of tensors');
       const model = core.model(req.params.name, req.params.version);
+      noteHttpModel(req.raw, model.name);
       const tensors = Object.fromEntries(body.inputs.map(tensorFromRest));
       const response = await core.infer({
         model: model.name,

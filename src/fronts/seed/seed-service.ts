@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { MLflow, OutputSchema } from "../../../gen/mlflow_pb.js";
 import type { InferenceService } from "../../core/inference-service.js";
+import { noteModel } from "../call-info.js";
 import { rpcLimits } from "../call-limits.js";
 import { requestFromSeed, seedValueFromResponse } from "./convert.js";
 
@@ -10,6 +11,7 @@ export function createSeedService(core: InferenceService, defaultDeadlineMs: num
   return {
     async predict(input, context) {
       const model = core.model();
+      noteModel(context, model.name);
       const response = await core.infer({ ...requestFromSeed(model, input.value), ...rpcLimits(context, defaultDeadlineMs) });
       return create(OutputSchema, { value: seedValueFromResponse(model, response) });
     },

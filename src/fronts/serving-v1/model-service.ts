@@ -11,6 +11,7 @@ import {
 } from "../../../gen/mlflow/serving/v1/model_service_pb.js";
 import { invalidInput } from "../../core/errors.js";
 import type { InferenceService } from "../../core/inference-service.js";
+import { noteModel } from "../call-info.js";
 import { rpcLimits } from "../call-limits.js";
 import { toConnectError } from "../error-codes.js";
 import { modelToProto, requestFromProto, responseToProto, wantsRaw } from "./convert.js";
@@ -22,6 +23,7 @@ const STREAM_WINDOW = 16;
 export function createModelService(core: InferenceService, defaultDeadlineMs: number): ServiceImpl<typeof ModelService> {
   async function predict(req: Parameters<ServiceImpl<typeof ModelService>["predict"]>[0], context: HandlerContext) {
     const model = core.model(req.modelName, req.modelVersion);
+    noteModel(context, model.name);
     const request = { ...requestFromProto(model, req), ...rpcLimits(context, defaultDeadlineMs) };
     return responseToProto(await core.infer(request), wantsRaw(req));
   }
