@@ -75,7 +75,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   const { maxBatchSize, maxBatchDelayMs, maxQueue } = config;
   const metrics = createMetrics();
   const core = createInferenceService({ pool, batching: { maxBatchSize, maxBatchDelayMs, maxQueue }, observer: metrics });
-  const repository = createModelRepository(core, sources);
+  const repository = createModelRepository(core, sources, config.modelBatching);
   await repository.loadAll();
   const server = { name: "mlflow-connect", version: packageVersion };
 

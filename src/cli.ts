@@ -3,10 +3,12 @@
  * Start-up failures print one line and exit 1, without a stack trace.
  */
 import { readFileSync } from "node:fs";
+import { basename } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { build } from "./app.js";
 import { DEFAULT_BATCHER_OPTIONS } from "./core/batcher.js";
-import { DEFAULT_DEADLINE_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, LOG_LEVELS, type LogLevel, defaultWorkers } from "./config.js";
+import { type ServerConfig, DEFAULT_DEADLINE_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, LOG_LEVELS, type LogLevel, defaultWorkers } from "./config.js";
+import { ConfigError, type ModelConfig, readConfigFile } from "./config-file.js";
 import { ModelLoadError } from "./mlflow/model-directory.js";
 
 function integer(min: number, max: number) {
@@ -38,9 +40,37 @@ interface ServeOptions {
   tlsCert?: string;
   tlsKey?: string;
   corsOrigin?: string[];
+  config?: string;
 }
 
-async function serve(modelUris: string[], { authTokenFile, tlsCert, tlsKey, corsOrigin, ...options }: ServeOptions): Promise<void> {
+/**
+ * Applies a --config file: its values fill every flag given neither on the command
+ * line nor in the environment; its models come after the command line's.
+ */
+function applyConfigFile(path: string, modelUris: string[], options: ServeOptions, command: Command): Record<string, ModelConfig["batching"]> {
+  let file;
+  try {
+    file = readConfigFile(path);
+  } catch (error) {
+    if (error instanceof ConfigError) fail(error.message);
+    throw error;
+  }
+  const { models = [], ...flags } = file;
+  for (const [key, value] of Object.entries(flags)) {
+    if (command.getOptionValueSource(key) === "default" || command.getOptionValueSource(key) === undefined) {
+      (options as unknown as Record<string, unknown>)[key] = value;
+    }
+  }
+  modelUris.push(...models.map((m) => (m.name ? `${m.name}=${m.path}` : m.path)));
+  const batching: Record<string, ModelConfig["batching"]> = {};
+  for (const m of models) if (m.batching) batching[m.name ?? basename(m.path)] = m.batching;
+  return batching;
+}
+
+async function serve(modelUris: string[], allOptions: ServeOptions, command: Command): Promise<void> {
+  const modelBatching = allOptions.config ? applyConfigFile(allOptions.config, modelUris, allOptions, command) : {};
+  const { authTokenFile, tlsCert, tlsKey, corsOrigin, config: _configFile, ...options } = allOptions;
+  if (modelUris.length === 0) fail("no model to serve: give MODEL_URI arguments or models in --config");
   let tls: { cert: Buffer; key: Buffer } | undefined;
   if ((tlsCert === undefined) !== (tlsKey === undefined)) fail("--tls-cert and --tls-key go together");
   if (tlsCert !== undefined && tlsKey !== undefined) {
@@ -60,7 +90,7 @@ async function serve(modelUris: string[], { authTokenFile, tlsCert, tlsKey, cors
   if (options.authToken === "") fail("the auth token is empty");
   let app;
   try {
-    app = await build({ models: modelUris, ...options, tls, corsOrigins: corsOrigin });
+    app = await build({ models: modelUris, ...options, tls, corsOrigins: corsOrigin, modelBatching: modelBatching as ServerConfig["modelBatching"] });
   } catch (error) {
     if (error instanceof ModelLoadError) fail(error.message);
     throw error;
@@ -107,10 +137,11 @@ program
   .command("serve")
   .description("serve MLflow models (ONNX flavor); the first is the default model")
   .argument(
-    "<MODEL_URI...>",
+    "[MODEL_URI...]",
     "an MLflow model directory (a path or a file:// URI), NAME=PATH to serve it under NAME, or a repository folder " +
       "whose subfolders are model directories (or hold numeric version folders; the highest is served)",
   )
+  .addOption(new EnvOption("-c, --config <file>", "YAML file with any of these settings (camelCase) and per-model ones: models: [{path, name, batching}]"))
   .addOption(new EnvOption("-p, --port <n>", "TCP port for every protocol (0 picks a free one)").default(DEFAULT_PORT).argParser(integer(0, 65535)))
   .addOption(new EnvOption("-H, --host <host>", "interface to listen on; 0.0.0.0 exposes the server to the network").default(DEFAULT_HOST))
   .addOption(new EnvOption("-w, --workers <n>", "onnxruntime worker threads, one model session each").default(defaultWorkers(), `${defaultWorkers()}, one per core`).argParser(integer(1, 256)))

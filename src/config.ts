@@ -1,5 +1,5 @@
 import { availableParallelism } from "node:os";
-import { DEFAULT_BATCHER_OPTIONS } from "./core/batcher.js";
+import { type BatcherOptions, DEFAULT_BATCHER_OPTIONS } from "./core/batcher.js";
 
 /** Port of the original mlflow-grpc wrapper, so its clients work unchanged. */
 export const DEFAULT_PORT = 50051;
@@ -42,6 +42,8 @@ export interface ServerConfig {
   tls?: { cert: Buffer; key: Buffer };
   /** Origins (e.g. https://app.example.com) whose pages may call the server; none by default. */
   corsOrigins?: string[];
+  /** Batching settings per model name, over the server-wide ones (from a config file). */
+  modelBatching?: Record<string, Partial<Omit<BatcherOptions, "concurrency">>>;
 }
 
 /** Default worker count: one per core, each running its sessions with one intra-op thread. */

@@ -41,7 +41,7 @@ export interface InferenceService {
    * Loads a model into every worker and serves it under its name, replacing a model
    * of that name only once the new one is ready (requests in flight finish on the old).
    */
-  loadModel(source: MlflowModel, version?: string): Promise<ServedModel>;
+  loadModel(source: MlflowModel, version?: string, batching?: Partial<Omit<BatcherOptions, "concurrency">>): Promise<ServedModel>;
   /** Stops serving a model; requests already running finish. Throws not_found. */
   unloadModel(name: string): Promise<void>;
   /** The named model (and version, when given), or the default (the first loaded still served) one. Throws not_found. */
@@ -113,7 +113,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
   const observer = deps.observer ?? NO_OBSERVER;
 
   return {
-    async loadModel(source, version = "") {
+    async loadModel(source, version = "", batching = {}) {
       // Each load gets its own runtime id, so a new version loads beside the old one.
       const runtimeId = `${source.name}#${++generation}`;
       loading.add(source.name);
@@ -135,7 +135,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
           name: source.name,
           version,
           runtimeId,
-          batcher: createBatcher(source.name, canBatch(inputs, outputs), run, { ...deps.batching, concurrency: deps.pool.size }, {
+          batcher: createBatcher(source.name, canBatch(inputs, outputs), run, { ...deps.batching, ...batching, concurrency: deps.pool.size }, {
             batch: (requests, rows, seconds) => observer.batch(source.name, requests, rows, seconds),
             queue: (depth) => observer.queue(source.name, depth),
           }),

@@ -1,5 +1,6 @@
 import { type MlflowModel, ModelLoadError, readModelDirectory } from "../mlflow/model-directory.js";
 import { type ModelLocation, type ModelSources, isInside, scanRepository } from "../mlflow/model-repository.js";
+import type { BatcherOptions } from "./batcher.js";
 import { InferenceError } from "./errors.js";
 import type { InferenceService } from "./inference-service.js";
 
@@ -25,7 +26,11 @@ export interface ModelRepository {
 }
 
 /** Creates the repository over the models and repository folders of the command line. */
-export function createModelRepository(core: InferenceService, sources: ModelSources): ModelRepository {
+export function createModelRepository(
+  core: InferenceService,
+  sources: ModelSources,
+  batching: Record<string, Partial<Omit<BatcherOptions, "concurrency">>> = {},
+): ModelRepository {
   const failures = new Map<string, string>();
 
   async function locations(): Promise<ModelLocation[]> {
@@ -41,7 +46,7 @@ export function createModelRepository(core: InferenceService, sources: ModelSour
     let source: MlflowModel;
     try {
       source = await readModelDirectory(location.path, location.name);
-      await core.loadModel(source, location.version);
+      await core.loadModel(source, location.version, batching[location.name]);
       failures.delete(location.name);
     } catch (error) {
       failures.set(location.name, (error as Error).message);

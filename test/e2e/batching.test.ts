@@ -51,6 +51,27 @@ describe("dynamic batching under concurrent load", () => {
   });
 });
 
+describe("per-model batching settings", () => {
+  it("applies a model's own queue bound over the server's", async () => {
+    const server = await startServer([SLOW], { workers: 1, maxQueue: 100, modelBatching: { slow: { maxQueue: 1 } } });
+    try {
+      const client = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
+      const busy = client.predict({ value: JSON.stringify({ inputs: [3000] }) });
+      await new Promise((r) => setTimeout(r, 50));
+      const queued = client.predict({ value: JSON.stringify({ inputs: [10] }) });
+      const refused = await client.predict({ value: JSON.stringify({ inputs: [10] }) }).then(
+        () => assert.fail("no backpressure"),
+        (e: unknown) => ConnectError.from(e),
+      );
+      assert.equal(refused.code, Code.ResourceExhausted);
+      assert.match(refused.rawMessage, /1 requests are waiting/);
+      await Promise.all([busy, queued]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("backpressure and deadlines", () => {
   let server: RunningServer;
   before(async () => {

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
+import { cpSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createServer } from "node:net";
 import { describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -70,6 +73,36 @@ describe("mlflow-connect serve: start-up errors", () => {
     blocker.close();
     assert.equal(code, 1);
     assert.match(stderr, new RegExp(`port ${port} on 127.0.0.1 is already in use`));
+  });
+});
+
+describe("mlflow-connect serve --config", () => {
+  it("takes settings and models (names, paths relative to the file) from YAML; flags win", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "config-"));
+    cpSync(GREETER, join(dir, "models", "greeter"), { recursive: true });
+    writeFileSync(join(dir, "server.yaml"), "port: 0\nworkers: 1\nlogLevel: warn\nmodels:\n  - path: models/greeter\n    name: hello\n    batching: { maxBatchSize: 8, maxQueue: 16 }\n");
+    const { child, line } = await startCli(["--config", join(dir, "server.yaml"), "--log-level", "info"]);
+    try {
+      assert.match(line.msg, /model "hello" ready/, "logged at info: the flag beat the file's warn");
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(line.msg)![1]!;
+      const index = await (await fetch(`${url}/v2/repository/index`, { method: "POST" })).json();
+      assert.deepEqual(index, [{ name: "hello", version: "", state: "READY", reason: "" }]);
+    } finally {
+      child.kill("SIGTERM");
+    }
+    await once(child, "exit");
+  });
+
+  it("refuses an invalid config file at start, naming every problem", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "config-"));
+    writeFileSync(join(dir, "bad.yaml"), "port: high\nmodels:\n  - name: a b\nbatch: 3\n");
+    const { code, stderr } = await runCli(["serve", "--config", join(dir, "bad.yaml")]);
+    assert.equal(code, 1);
+    assert.match(stderr, /invalid config file ".*bad\.yaml": /);
+    for (const problem of [/\(top level\) must NOT have additional properties \("batch"\)/, /\/port must be integer/, /\/models\/0 must have required property 'path'/, /\/models\/0\/name must match pattern/]) {
+      assert.match(stderr, problem);
+    }
+    assert.equal((await runCli(["serve", "--config", join(dir, "missing.yaml")])).code, 1);
   });
 });
 
