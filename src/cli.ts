@@ -7,7 +7,7 @@ import { basename } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { build } from "./app.js";
 import { DEFAULT_BATCHER_OPTIONS } from "./core/batcher.js";
-import { type ServerConfig, DEFAULT_DEADLINE_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, LOG_LEVELS, type LogLevel, defaultWorkers } from "./config.js";
+import { type ServerConfig, DEFAULT_DEADLINE_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, LOG_LEVELS, defaultWorkers } from "./config.js";
 import { ConfigError, type ModelConfig, readConfigFile } from "./config-file.js";
 import { ModelLoadError } from "./mlflow/model-directory.js";
 
@@ -24,24 +24,14 @@ function fail(message: string): never {
   process.exit(1);
 }
 
-interface ServeOptions {
-  port: number;
-  host: string;
-  workers: number;
-  maxMessageBytes: number;
-  logLevel: LogLevel;
-  maxBatchSize: number;
-  maxBatchDelayMs: number;
-  maxQueue: number;
-  defaultDeadlineMs: number;
-  fastPath: boolean;
-  authToken?: string;
+/** The serve command's flags: the server's settings plus the ones the CLI turns into settings. */
+type ServeOptions = Omit<ServerConfig, "models" | "tls" | "corsOrigins" | "modelBatching"> & {
   authTokenFile?: string;
   tlsCert?: string;
   tlsKey?: string;
   corsOrigin?: string[];
   config?: string;
-}
+};
 
 /**
  * Applies a --config file: its values fill every flag given neither on the command

@@ -45,8 +45,8 @@ export interface Signature {
   params?: ParamSpec[];
 }
 
-/** Parses the signature's `params` JSON string. */
-export function parseParams(json: unknown, where: string): ParamSpec[] | undefined {
+/** MLmodel keeps each part of a signature as a JSON string holding a list. */
+function parseJsonList(json: unknown, where: string, items: string): unknown[] | undefined {
   if (json === undefined || json === null) return undefined;
   let list: unknown;
   try {
@@ -54,8 +54,13 @@ export function parseParams(json: unknown, where: string): ParamSpec[] | undefin
   } catch (error) {
     throw new SignatureError(`${where} is not valid JSON: ${(error as Error).message}`);
   }
-  if (!Array.isArray(list)) throw new SignatureError(`${where} must be a JSON list of param specs`);
-  return list.map((raw: unknown, i) => {
+  if (!Array.isArray(list)) throw new SignatureError(`${where} must be a JSON list of ${items}`);
+  return list;
+}
+
+/** Parses the signature's `params` JSON string. */
+export function parseParams(json: unknown, where: string): ParamSpec[] | undefined {
+  return parseJsonList(json, where, "param specs")?.map((raw: unknown, i) => {
     const spec = (raw ?? {}) as Record<string, unknown>;
     if (typeof spec.name !== "string") throw new SignatureError(`${where}[${i}] has no name`);
     if (!(PARAM_TYPES as readonly unknown[]).includes(spec.type)) {
@@ -91,14 +96,8 @@ function parseSpec(raw: unknown, where: string): ColumnSpec | TensorSpec {
 
 /** Parses one of the signature's JSON strings (`inputs` or `outputs`). */
 export function parseSchema(json: unknown, where: string): Schema | undefined {
-  if (json === undefined || json === null) return undefined;
-  let list: unknown;
-  try {
-    list = typeof json === "string" ? JSON.parse(json) : json;
-  } catch (error) {
-    throw new SignatureError(`${where} is not valid JSON: ${(error as Error).message}`);
-  }
-  if (!Array.isArray(list)) throw new SignatureError(`${where} must be a JSON list of specs`);
+  const list = parseJsonList(json, where, "specs");
+  if (!list) return undefined;
   const specs = list.map((raw, i) => parseSpec(raw, `${where}[${i}]`));
   const tensors = specs.filter((s): s is TensorSpec => "dtype" in s);
   if (tensors.length === specs.length) return { kind: "tensors", tensors };
