@@ -43,6 +43,8 @@ export interface App {
   fastify: FastifyInstance;
   core: InferenceService;
   repository: ModelRepository;
+  /** The onnxruntime worker pool. */
+  pool: OrtPool;
   /** Calls answered on the lean unary path so far. */
   leanCalls(): number;
   /** Listens on the configured host and port; resolves with the URL. */
@@ -92,7 +94,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
       createOnePortServer(handler, {
         keepAliveTimeoutMs: 65_000,
         requestTimeoutMs: 300_000,
-        closeGraceMs: 10_000,
+        closeGraceMs: config.drainTimeoutMs,
         idleTimeoutMs: 65_000,
         intercept,
         tls: config.tls,
@@ -112,7 +114,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   // Every call: counted, timed and logged once (one access-log line, with its request id).
   const logsCalls = () => ["info", "debug", "trace"].includes(fastify.log.level);
   const recordCall = ({ protocol, method, code, seconds, model, log }: CallRecord): void => {
-    metrics.call(protocol, method, code, seconds);
+    metrics.call(protocol, method, code, seconds, model);
     (log ?? fastify.log).info({ protocol, method, model, code, durationMs: Number((seconds * 1000).toFixed(3)) }, "call");
   };
   // Plain HTTP routes are recorded here; RPCs by the router's interceptor or the lean path.
@@ -181,6 +183,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     fastify,
     core,
     repository,
+    pool,
     leanCalls: () => leanCalls,
     listen: () =>
       fastify.listen({

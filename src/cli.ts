@@ -7,7 +7,7 @@ import { basename } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { build } from "./app.js";
 import { DEFAULT_BATCHER_OPTIONS } from "./core/batcher.js";
-import { type ServerConfig, DEFAULT_DEADLINE_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, LOG_LEVELS, defaultWorkers } from "./config.js";
+import { type ServerConfig, DEFAULT_DEADLINE_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, LOG_LEVELS, defaultWorkers } from "./config.js";
 import { ConfigError, type ModelConfig, readConfigFile } from "./config-file.js";
 import { ModelLoadError } from "./mlflow/model-directory.js";
 
@@ -153,6 +153,11 @@ program
   .addOption(new EnvOption("--cors-origin <origins>", "comma-separated origins whose pages may call the server (CORS); none by default").argParser((v) => v.split(",").map((o) => o.trim()).filter(Boolean)))
   .addOption(new EnvOption("--tls-cert <path>", "PEM certificate: serve TLS on the same port (ALPN h2 and http/1.1)"))
   .addOption(new EnvOption("--tls-key <path>", "PEM private key for --tls-cert"))
+  .addOption(
+    new EnvOption("--drain-timeout-ms <ms>", "on SIGTERM/SIGINT, how long calls in flight may take before connections are cut")
+      .default(DEFAULT_DRAIN_TIMEOUT_MS)
+      .argParser(integer(0, 3_600_000)),
+  )
   .addOption(new EnvOption("--no-fast-path", "answer gRPC unary calls through connect-es too, instead of the lean path"))
   .addOption(new EnvOption("--default-deadline-ms <ms>", "deadline of a request whose client set none").default(DEFAULT_DEADLINE_MS).argParser(integer(1, 86_400_000)))
   .action(serve);

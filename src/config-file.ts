@@ -44,6 +44,7 @@ const schema = {
     maxQueue: { type: "integer", minimum: 1 },
     defaultDeadlineMs: { type: "integer", minimum: 1 },
     fastPath: { type: "boolean" },
+    drainTimeoutMs: { type: "integer", minimum: 0 },
     authTokenFile: { type: "string" },
     corsOrigin: { type: "array", items: { type: "string" } },
     tlsCert: { type: "string" },

@@ -9,6 +9,7 @@ export const DEFAULT_HOST = "127.0.0.1";
 export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_LOG_LEVEL = "info";
 export const DEFAULT_DEADLINE_MS = 60_000;
+export const DEFAULT_DRAIN_TIMEOUT_MS = 20_000;
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -36,6 +37,8 @@ export interface ServerConfig {
   defaultDeadlineMs: number;
   /** Answer gRPC unary calls on the lean path (same answers, a fraction of the CPU). Default true. */
   fastPath: boolean;
+  /** On shutdown, how long calls in flight may take before connections are cut, in ms. Default 20000 (under Kubernetes' 30 s grace period). */
+  drainTimeoutMs: number;
   /** Bearer token every call must carry, but health probes; undefined: no authentication. */
   authToken?: string;
   /** PEM certificate and key: TLS on the same port (ALPN h2 and http/1.1); undefined: plaintext. */
@@ -67,6 +70,7 @@ export function withDefaults(config: Partial<ServerConfig> & Pick<ServerConfig, 
     ...DEFAULT_BATCHER_OPTIONS,
     defaultDeadlineMs: DEFAULT_DEADLINE_MS,
     fastPath: true,
+    drainTimeoutMs: DEFAULT_DRAIN_TIMEOUT_MS,
     ...config,
   };
 }

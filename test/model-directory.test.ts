@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { cpSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { readModelDirectory } from "../src/mlflow/model-directory.js";
 import { reference } from "./helpers/reference.js";
-import { GREETER, IRIS, SLOW } from "./helpers/server.js";
+import { GREETER, IRIS, SLOW, startServer } from "./helpers/server.js";
 
 describe("readModelDirectory()", () => {
   it("reads the iris model: onnx file, column signature and dataframe input example", async () => {
@@ -70,5 +71,34 @@ describe("readModelDirectory() on unusual directories", () => {
     const model = await readModelDirectory(dir);
     assert.equal(model.inputExample, undefined);
     assert.match(model.inputExampleProblem ?? "", /cannot read the input example of ".*": .*JSON/);
+  });
+});
+
+describe("onnx_session_options of the onnx flavor", () => {
+  async function withOptions(options: string): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), "session-options-"));
+    cpSync(IRIS, dir, { recursive: true });
+    const mlmodel = readFileSync(join(dir, "MLmodel"), "utf8").replace("    data: model.onnx\n", `    data: model.onnx\n    onnx_session_options:\n${options}`);
+    await writeFile(join(dir, "MLmodel"), mlmodel);
+    return dir;
+  }
+
+  it("reads MLflow's names into onnxruntime's, and a model with them serves", async () => {
+    const dir = await withOptions("      intra_op_num_threads: 1\n      inter_op_num_threads: 1\n      execution_mode: sequential\n      graph_optimization_level: 1\n");
+    const model = await readModelDirectory(dir);
+    assert.deepEqual(model.sessionOptions, { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: "sequential", graphOptimizationLevel: "basic" });
+    const server = await startServer([dir]);
+    try {
+      const res = await fetch(`${server.url}/invocations`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ inputs: reference.iris.rows }) });
+      assert.deepEqual(((await res.json()) as { predictions: { label: number[] } }).predictions.label, reference.iris.label);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("refuses values onnxruntime cannot take", async () => {
+    await assert.rejects(readModelDirectory(await withOptions("      graph_optimization_level: 5\n")), /graph_optimization_level .* must be 0, 1, 2 or 99/);
+    await assert.rejects(readModelDirectory(await withOptions("      intra_op_num_threads: -2\n")), /intra_op_num_threads .* must be a non-negative integer/);
+    await assert.rejects(readModelDirectory(await withOptions("      execution_mode: fast\n")), /execution_mode .* must be sequential or parallel/);
   });
 });

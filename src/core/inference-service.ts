@@ -123,7 +123,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
       try {
         let graph;
         try {
-          graph = await deps.pool.load(runtimeId, source.onnxPath);
+          graph = await deps.pool.load(runtimeId, source.onnxPath, source.sessionOptions);
         } catch (error) {
           throw new ModelLoadError(`cannot load the ONNX model "${source.onnxPath}": ${(error as Error).message}`);
         }

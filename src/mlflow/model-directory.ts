@@ -21,6 +21,36 @@ export interface MlflowModel {
   inputExampleProblem?: string;
   runId?: string;
   mlflowVersion?: string;
+  /** onnxruntime session options the onnx flavor asks for (MLmodel `onnx_session_options`). */
+  sessionOptions?: SessionOptions;
+}
+
+/** The onnxruntime session options MLflow's onnx flavor can carry that the server honours. */
+export interface SessionOptions {
+  intraOpNumThreads?: number;
+  interOpNumThreads?: number;
+  executionMode?: "sequential" | "parallel";
+  graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
+}
+
+/** MLflow writes onnxruntime's Python names; graph_optimization_level is its enum value. */
+function readSessionOptions(raw: unknown, where: string): SessionOptions | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (typeof raw !== "object") throw new ModelLoadError(`onnx_session_options in "${where}" must be a mapping`);
+  const o = raw as Record<string, unknown>;
+  const count = (key: string) => {
+    const v = o[key];
+    if (v === undefined) return undefined;
+    if (!Number.isInteger(v) || (v as number) < 0) throw new ModelLoadError(`onnx_session_options.${key} in "${where}" must be a non-negative integer`);
+    return v as number;
+  };
+  const levels: Record<string, SessionOptions["graphOptimizationLevel"]> = { "0": "disabled", "1": "basic", "2": "extended", "99": "all" };
+  const level = o.graph_optimization_level === undefined ? undefined : levels[String(o.graph_optimization_level)];
+  if (o.graph_optimization_level !== undefined && !level) throw new ModelLoadError(`onnx_session_options.graph_optimization_level in "${where}" must be 0, 1, 2 or 99`);
+  const mode = o.execution_mode === undefined ? undefined : String(o.execution_mode).toLowerCase().replace(/^execution_mode\./, "").replace(/^ort_/, "");
+  if (mode !== undefined && mode !== "sequential" && mode !== "parallel") throw new ModelLoadError(`onnx_session_options.execution_mode in "${where}" must be sequential or parallel`);
+  const options: SessionOptions = { intraOpNumThreads: count("intra_op_num_threads"), interOpNumThreads: count("inter_op_num_threads"), executionMode: mode, graphOptimizationLevel: level };
+  return Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)) as SessionOptions;
 }
 
 /** A model directory that cannot be served; the message names the path and what is wrong. */
@@ -129,6 +159,7 @@ export async function readModelDirectory(uri: string, name?: string): Promise<Ml
       (inputExample) => ({ inputExample }),
       (error: unknown) => ({ inputExampleProblem: `cannot read the input example of "${path}": ${(error as Error).message}` }),
     )),
+    sessionOptions: readSessionOptions(onnx.onnx_session_options, mlmodelPath),
     runId: typeof mlmodel.run_id === "string" ? mlmodel.run_id : undefined,
     mlflowVersion: typeof mlmodel.mlflow_version === "string" ? mlmodel.mlflow_version : undefined,
   };

@@ -29,12 +29,18 @@ export interface SessionSettings {
   intraOpNumThreads: number;
   /** Threads for running independent operators in parallel (1: sequential execution). */
   interOpNumThreads: number;
+  /** Default: parallel when interOpNumThreads > 1. */
+  executionMode?: "sequential" | "parallel";
+  /** Default: all. */
+  graphOptimizationLevel?: "disabled" | "basic" | "extended" | "all";
 }
 
 export type WorkerRequest =
   | { type: "load"; id: number; modelId: string; onnxPath: string; settings: SessionSettings }
   | { type: "unload"; id: number; modelId: string }
-  | { type: "run"; id: number; modelId: string; inputs: Record<string, WireTensor> };
+  | { type: "run"; id: number; modelId: string; inputs: Record<string, WireTensor> }
+  /** Ends the worker at once, as a crash would (tests and failure drills). */
+  | { type: "crash"; id: number };
 
 export type WorkerResponse =
   | { id: number; ok: true; graph?: LoadedGraph; outputs?: Record<string, WireTensor> }

@@ -19,14 +19,21 @@ export class RuntimeFailure extends Error {
 export interface OrtPool {
   /** Number of workers. */
   readonly size: number;
-  /** Loads a model into every worker; resolves with the graph's inputs and outputs. */
-  load(modelId: string, onnxPath: string): Promise<LoadedGraph>;
+  /** Loads a model into every worker, with its own session settings over the pool's; resolves with the graph's inputs and outputs. */
+  load(modelId: string, onnxPath: string, settings?: Partial<SessionSettings>): Promise<LoadedGraph>;
   /** Releases a model's sessions in every worker. */
   unload(modelId: string): Promise<void>;
   /** Runs a model once on the least busy worker. Input buffers are transferred: callers must not reuse them. */
   run(modelId: string, inputs: Record<string, WireTensor>): Promise<Record<string, WireTensor>>;
   /** Stops all workers; pending calls are rejected. */
   close(): Promise<void>;
+  /** The worker threads now running. */
+  workers(): readonly Worker[];
+  /**
+   * Makes worker `index` exit at once, as a crash would, for tests and failure drills
+   * (terminate() from outside aborts the process when it hits a native run).
+   */
+  simulateCrash(index: number): void;
 }
 
 interface Pending {
@@ -57,7 +64,7 @@ const workerUrl = new URL("./worker.js", import.meta.url);
 export function createOrtPool(options: OrtPoolOptions): OrtPool {
   let nextId = 1;
   let closing = false;
-  const loaded = new Map<string, string>(); // modelId -> onnxPath, replayed into replacement workers
+  const loaded = new Map<string, { onnxPath: string; settings: SessionSettings }>(); // replayed into replacement workers
   const slots: Slot[] = [];
 
   function send(slot: Slot, msg: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<WorkerResponse & { ok: true }> {
@@ -100,8 +107,8 @@ export function createOrtPool(options: OrtPoolOptions): OrtPool {
         if (closing) return;
         const replacement = spawn(index);
         slots[index] = replacement;
-        for (const [modelId, onnxPath] of loaded) {
-          void send(replacement, { type: "load", id: nextId++, modelId, onnxPath, settings: options.settings }).catch(() => {});
+        for (const [modelId, { onnxPath, settings }] of loaded) {
+          void send(replacement, { type: "load", id: nextId++, modelId, onnxPath, settings }).catch(() => {});
         }
       }, delay).unref();
     });
@@ -114,18 +121,19 @@ export function createOrtPool(options: OrtPoolOptions): OrtPool {
     get size() {
       return slots.length;
     },
-    async load(modelId, onnxPath) {
+    async load(modelId, onnxPath, overrides = {}) {
+      const settings = { ...options.settings, ...overrides };
       // Every worker finishes (or fails) its session creation before this settles:
       // terminating a worker in the middle of one aborts the process.
       const results = await Promise.allSettled(
-        slots.map((slot) => send(slot, { type: "load", id: nextId++, modelId, onnxPath, settings: options.settings })),
+        slots.map((slot) => send(slot, { type: "load", id: nextId++, modelId, onnxPath, settings })),
       );
       const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
       if (failed) {
         await this.unload(modelId).catch(() => undefined);
         throw failed.reason;
       }
-      loaded.set(modelId, onnxPath);
+      loaded.set(modelId, { onnxPath, settings });
       return (results[0] as PromiseFulfilledResult<WorkerResponse & { ok: true }>).value.graph!;
     },
     async unload(modelId) {
@@ -139,6 +147,12 @@ export function createOrtPool(options: OrtPoolOptions): OrtPool {
       if (!slot) throw new RuntimeFailure("no onnxruntime worker is running (they are being restarted)");
       const response = await send(slot, { type: "run", id: nextId++, modelId, inputs }, transferListOf(inputs));
       return response.outputs!;
+    },
+    workers() {
+      return slots.filter((s) => !s.dead).map((s) => s.worker);
+    },
+    simulateCrash(index) {
+      slots[index]?.worker.postMessage({ type: "crash", id: nextId++ } satisfies WorkerRequest);
     },
     async close() {
       closing = true;

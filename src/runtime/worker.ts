@@ -29,8 +29,8 @@ async function handle(msg: WorkerRequest): Promise<[WorkerResponse, ArrayBuffer[
       const creating = ort.InferenceSession.create(msg.onnxPath, {
         intraOpNumThreads: msg.settings.intraOpNumThreads,
         interOpNumThreads: msg.settings.interOpNumThreads,
-        executionMode: msg.settings.interOpNumThreads > 1 ? "parallel" : "sequential",
-        graphOptimizationLevel: "all",
+        executionMode: msg.settings.executionMode ?? (msg.settings.interOpNumThreads > 1 ? "parallel" : "sequential"),
+        graphOptimizationLevel: msg.settings.graphOptimizationLevel ?? "all",
       });
       sessions.set(msg.modelId, creating);
       let session: ort.InferenceSession;
@@ -70,10 +70,13 @@ async function handle(msg: WorkerRequest): Promise<[WorkerResponse, ArrayBuffer[
       }
       return [{ id: msg.id, ok: true, outputs }, transferListOf(outputs)];
     }
+    case "crash":
+      throw new Error("unreachable: handled on arrival");
   }
 }
 
 port.on("message", (msg: WorkerRequest) => {
+  if (msg.type === "crash") process.exit(70); // in a worker thread this ends the thread only
   handle(msg).then(
     ([response, transfer]) => port.postMessage(response, transfer),
     (error: unknown) => {

@@ -4,15 +4,15 @@ import type { CoreObserver } from "../core/observer.js";
 /** The server's Prometheus metrics, in a registry of its own (no global state). */
 export interface Metrics extends CoreObserver {
   registry: Registry;
-  /** One finished call: protocol (grpc, grpc-web, connect, http), method or route, and code (Connect code name or HTTP status). */
-  call(protocol: string, method: string, code: string, seconds: number): void;
+  /** One finished call: protocol (grpc, grpc-web, connect, http), method or route, code (Connect code name or HTTP status), and the model it addressed ("" for none). */
+  call(protocol: string, method: string, code: string, seconds: number, model?: string): void;
 }
 
 export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "mlflow_connect_" });
   const labels = { registers: [registry] };
-  const requests = new Counter({ name: "mlflow_connect_requests_total", help: "Calls by protocol, method and code.", labelNames: ["protocol", "method", "code"], ...labels });
+  const requests = new Counter({ name: "mlflow_connect_requests_total", help: "Calls by protocol, model, method and code.", labelNames: ["protocol", "model", "method", "code"], ...labels });
   const latency = new Histogram({
     name: "mlflow_connect_request_duration_seconds",
     help: "Call latency by protocol and method.",
@@ -28,8 +28,8 @@ export function createMetrics(): Metrics {
   const loadSeconds = new Gauge({ name: "mlflow_connect_model_load_seconds", help: "How long the served version of a model took to load.", labelNames: ["model"], ...labels });
   return {
     registry,
-    call(protocol, method, code, seconds) {
-      requests.inc({ protocol, method, code });
+    call(protocol, method, code, seconds, model = "") {
+      requests.inc({ protocol, model, method, code });
       latency.observe({ protocol, method }, seconds);
     },
     inference(model, outcome) {

@@ -40,11 +40,11 @@ describe("GET /metrics", () => {
     const count = (labels: Record<string, string>) =>
       Number(families.mlflow_connect_requests_total!.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v))?.value ?? 0);
 
-    assert.equal(count({ protocol: "grpc", method: "mlflow.serving.v1.ModelService/Predict", code: "ok" }), 2);
+    assert.equal(count({ protocol: "grpc", model: "iris", method: "mlflow.serving.v1.ModelService/Predict", code: "ok" }), 2);
     assert.equal(count({ protocol: "grpc-web", method: "MLflow/predict", code: "ok" }), 1);
     assert.equal(count({ protocol: "connect", method: "MLflow/predict", code: "ok" }), 1);
     assert.equal(count({ protocol: "connect", method: "MLflow/predict", code: "invalid_argument" }), 1);
-    assert.equal(count({ protocol: "http", method: "POST /invocations", code: "200" }), 1);
+    assert.equal(count({ protocol: "http", model: "iris", method: "POST /invocations", code: "200" }), 1);
     assert.equal(count({ protocol: "http", method: "POST /v2/models/:name/infer", code: "400" }), 1);
     assert.equal(families.mlflow_connect_request_duration_seconds!.type, "HISTOGRAM");
 

@@ -1,0 +1,28 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { createOrtPool } from "../src/runtime/ort-pool.js";
+import { reference } from "./helpers/reference.js";
+import { IRIS } from "./helpers/server.js";
+
+const input = () => ({ input: { dtype: "float32", shape: [1, 4], data: new Float32Array(reference.iris.rows[0]!) } });
+
+describe("createOrtPool()", () => {
+  it("detects a crashed worker, answers its pending calls with an error, and replaces it with its models", async () => {
+    const pool = createOrtPool({ workers: 1, settings: { intraOpNumThreads: 1, interOpNumThreads: 1 } });
+    try {
+      await pool.load("iris", `${IRIS}/model.onnx`);
+      const before = pool.workers()[0];
+      // The run reaches the worker first; the crash ends it before the run's native call starts.
+      const pending = pool.run("iris", input());
+      pool.simulateCrash(0);
+      await assert.rejects(pending, /onnxruntime worker stopped \(exit code 70/);
+      for (let i = 0; i < 300 && pool.workers().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(pool.workers().length, 1);
+      assert.notEqual(pool.workers()[0], before, "a new worker thread");
+      const outputs = await pool.run("iris", input());
+      assert.deepEqual([...(outputs.label!.data as BigInt64Array)].map(Number), [reference.iris.label[0]]);
+    } finally {
+      await pool.close();
+    }
+  });
+});
