@@ -46,15 +46,16 @@ export async function h2loadGrpc(url: string, body: Uint8Array, streams: number,
     { maxBuffer: 16 * 1024 * 1024 },
   );
   const reqPerSec = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(stdout)?.[1]);
-  const done = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded/.exec(stdout);
-  const lines = readFileSync(join(dir, "log"), "utf8").trim().split("\n").filter(Boolean);
+  const summary = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(stdout);
+  const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(stdout);
+  // The log also lists the streams still open when the duration ended (status 0): not failures.
+  const lines = readFileSync(join(dir, "log"), "utf8").trim().split("\n").filter((l) => l.split("\t")[1] === "200");
   const latencies = lines.map((l) => Number(l.split("\t")[2]) / 1000).sort((a, b) => a - b);
-  const non2xx = lines.filter((l) => !l.split("\t")[1]!.startsWith("2")).length;
   return {
-    requests: Number(done?.[2] ?? lines.length),
+    requests: Number(summary?.[2] ?? lines.length),
     reqPerSec,
     p50Ms: percentile(latencies, 50),
     p99Ms: percentile(latencies, 99),
-    failed: non2xx + Number(done?.[2] ?? 0) - Number(done?.[3] ?? 0),
+    failed: Number(summary?.[4] ?? 0) + Number(summary?.[5] ?? 0) + Number(status?.[3] ?? 0) + Number(status?.[4] ?? 0),
   };
 }
