@@ -86,7 +86,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   const fastify = Fastify({
     // JSON lines; pretty in a terminal when the optional dev tool pino-pretty is installed.
     logger: { level: config.logLevel, ...(process.stdout.isTTY && canResolve("pino-pretty") ? { transport: { target: "pino-pretty" } } : {}) },
-    // Per-request access logs come with the production-readiness work; one line at start for now.
+    // Fastify's two lines per request are off: recordCall() writes one access line per call.
     logController: new LogController({ disableRequestLogging: true }),
     // Fastify types a serverFactory as an http.Server; ours is a net.Server that
     // hands connections to inner HTTP/1.1 and HTTP/2 servers (see one-port.ts).
@@ -167,7 +167,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     version: packageVersion,
     bodyLimit: config.maxMessageBytes,
     defaultDeadlineMs: config.defaultDeadlineMs,
-    logError: (err, msg) => fastify.log.error({ err }, msg),
+    logError,
   });
   await fastify.register(oipRestRoutes, {
     core,
@@ -175,7 +175,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     server,
     bodyLimit: config.maxMessageBytes,
     defaultDeadlineMs: config.defaultDeadlineMs,
-    logError: (err, msg) => fastify.log.error({ err }, msg),
+    logError,
   });
   await fastify.register(webDemoStatic, { root: webDemoRoot });
 
