@@ -122,7 +122,9 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   fastify.addHook("onResponse", async (req, reply) => {
     const route = req.routeOptions.url ?? "unknown";
     if (rpcPaths.has(route) || route === "/metrics") return;
-    recordCall({ protocol: "http", method: `${req.method} ${route}`, code: String(reply.statusCode), seconds: reply.elapsedTime / 1000, model: httpModel(req.raw), log: req.log });
+    // Clients choose the method freely (any :method over HTTP/2): unknown ones share a label.
+    const method = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"].includes(req.method) ? req.method : "OTHER";
+    recordCall({ protocol: "http", method: `${method} ${route}`, code: String(reply.statusCode), seconds: reply.elapsedTime / 1000, model: httpModel(req.raw), log: req.log });
   });
   fastify.get("/metrics", async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 

@@ -60,6 +60,8 @@ function applyConfigFile(path: string, modelUris: string[], options: ServeOption
 async function serve(modelUris: string[], allOptions: ServeOptions, command: Command): Promise<void> {
   const modelBatching = allOptions.config ? applyConfigFile(allOptions.config, modelUris, allOptions, command) : {};
   const { authTokenFile, tlsCert, tlsKey, corsOrigin, config: _configFile, ...options } = allOptions;
+  // commander sets a negated flag's twin to false whatever its value: read it as a boolean.
+  if (command.getOptionValueSource("fastPath") === "env") options.fastPath = !/^(false|0|no|off)$/i.test(process.env.MLFLOW_CONNECT_FAST_PATH ?? "");
   if (modelUris.length === 0) fail("no model to serve: give MODEL_URI arguments or models in --config");
   let tls: { cert: Buffer; key: Buffer } | undefined;
   if ((tlsCert === undefined) !== (tlsKey === undefined)) fail("--tls-cert and --tls-key go together");

@@ -97,7 +97,7 @@ describe("deploy/ manifests", () => {
     assert.ok(formats.includes(isvc.spec.predictor.model.modelFormat.name));
     // The container serves what KServe's storage initializer downloads, on the port it declares.
     const container = runtime.spec.containers[0];
-    assert.deepEqual(container.args.slice(0, 1), ["/mnt/models"]);
+    assert.deepEqual(container.args.slice(0, 1), ["{{.Name}}=/mnt/models"], "served under the InferenceService's name");
     assert.equal(String(container.args[container.args.indexOf("--port") + 1]), String(container.ports[0].containerPort));
   });
 

@@ -122,19 +122,32 @@ export function createLeanUnary(services: readonly RegisteredService[], options:
       const chunks: Buffer[] = [];
       let size = 0;
       let refused = false;
+      // Envelopes are checked as they arrive, so no more than one message is ever held:
+      // an oversized one is refused from its header (as connect-es does), a second one
+      // at once (connect-es refuses it too, once it is read).
+      let next = 0; // where the next envelope header starts
+      let envelopes = 0;
       stream.on("data", (chunk: Buffer) => {
         if (refused) return;
         chunks.push(chunk);
         size += chunk.length;
-        // As connect-es: a message announced larger than the limit is refused before it is read.
-        if (size >= 5) {
-          const announced = Buffer.concat(chunks, Math.min(size, 5)).readUInt32BE(1);
+        while (!refused && size >= next + 5) {
+          const header = Buffer.concat(chunks, size).subarray(next, next + 5);
+          const announced = header.readUInt32BE(1);
+          envelopes++;
           if (announced > options.readMaxBytes) {
-            refused = true;
-            respond(res, undefined, new ConnectError(`message size ${announced} is larger than configured readMaxBytes ${options.readMaxBytes}`, Code.ResourceExhausted), started);
+            refuse(new ConnectError(`message size ${announced} is larger than configured readMaxBytes ${options.readMaxBytes}`, Code.ResourceExhausted));
+          } else if (envelopes > 1) {
+            refuse(new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented));
           }
+          next += 5 + announced;
         }
       });
+      const refuse = (error: ConnectError) => {
+        refused = true;
+        chunks.length = 0;
+        respond(res, undefined, error, started);
+      };
       stream.once("end", () => {
         if (!refused) void serve(entry, res, headers, Buffer.concat(chunks, size), started);
       });

@@ -40,7 +40,9 @@ export type WorkerRequest =
   | { type: "unload"; id: number; modelId: string }
   | { type: "run"; id: number; modelId: string; inputs: Record<string, WireTensor> }
   /** Ends the worker at once, as a crash would (tests and failure drills). */
-  | { type: "crash"; id: number };
+  | { type: "crash"; id: number }
+  /** Ends the worker once its runs are done: terminating a thread inside a native run aborts the process. */
+  | { type: "close"; id: number };
 
 export type WorkerResponse =
   | { id: number; ok: true; graph?: LoadedGraph; outputs?: Record<string, WireTensor> }

@@ -51,6 +51,8 @@ interface Slot {
 
 /** A worker that dies sooner than this after starting counts as crash-looping. */
 const QUICK_EXIT_MS = 5_000;
+/** How long close() waits for a worker's runs before terminating it anyway. */
+const CLOSE_TIMEOUT_MS = 60_000;
 /** Longest wait before replacing a crash-looping worker. */
 const MAX_RESPAWN_DELAY_MS = 30_000;
 
@@ -142,6 +144,7 @@ export function createOrtPool(options: OrtPoolOptions): OrtPool {
       await Promise.all(slots.filter((slot) => !slot.dead).map((slot) => send(slot, { type: "unload", id: nextId++, modelId })));
     },
     async run(modelId, inputs) {
+      if (closing) throw new RuntimeFailure("the model server is shutting down");
       let slot: Slot | undefined;
       for (const s of slots) if (!s.dead && (!slot || s.pending.size < slot.pending.size)) slot = s;
       if (!slot) throw new RuntimeFailure("no onnxruntime worker is running (they are being restarted)");
@@ -156,7 +159,18 @@ export function createOrtPool(options: OrtPoolOptions): OrtPool {
     },
     async close() {
       closing = true;
-      await Promise.all(slots.map((slot) => slot.worker.terminate()));
+      // Each worker exits by itself once its runs are done (a run nobody waits for any
+      // more may still be inside onnxruntime); terminate() only if one does not.
+      await Promise.all(
+        slots.map(async (slot) => {
+          if (slot.dead) return;
+          const exited = new Promise((resolve) => slot.worker.once("exit", resolve));
+          slot.worker.postMessage({ type: "close", id: nextId++ } satisfies WorkerRequest);
+          const timer = setTimeout(() => void slot.worker.terminate(), CLOSE_TIMEOUT_MS);
+          await exited;
+          clearTimeout(timer);
+        }),
+      );
     },
   };
 }

@@ -71,12 +71,18 @@ async function handle(msg: WorkerRequest): Promise<[WorkerResponse, ArrayBuffer[
       return [{ id: msg.id, ok: true, outputs }, transferListOf(outputs)];
     }
     case "crash":
+    case "close":
       throw new Error("unreachable: handled on arrival");
   }
 }
 
 port.on("message", (msg: WorkerRequest) => {
   if (msg.type === "crash") process.exit(70); // in a worker thread this ends the thread only
+  if (msg.type === "close") {
+    const all = [...running.values()].flatMap((set) => [...set]);
+    void Promise.allSettled(all).then(() => process.exit(0));
+    return;
+  }
   handle(msg).then(
     ([response, transfer]) => port.postMessage(response, transfer),
     (error: unknown) => {

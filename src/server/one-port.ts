@@ -149,13 +149,35 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
  * through the compatibility API too). Closing sends GOAWAY and lets streams finish.
  */
 function createTlsServer(handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void, options: OnePortOptions): net.Server {
-  const server = http2.createSecureServer({ cert: options.tls!.cert, key: options.tls!.key, allowHTTP1: true }, handler);
+  let closing = false;
+  // HTTP/1.1 calls in flight per socket: an idle keep-alive socket must not hold shutdown.
+  const h1InFlight = new Map<net.Socket, number>();
+  const server = http2.createSecureServer({ cert: options.tls!.cert, key: options.tls!.key, allowHTTP1: true }, (req, res) => {
+    if (!("stream" in req)) {
+      const socket = (req as unknown as http.IncomingMessage).socket;
+      h1InFlight.set(socket, (h1InFlight.get(socket) ?? 0) + 1);
+      let done = false;
+      const finished = (): void => {
+        if (done) return;
+        done = true;
+        const left = (h1InFlight.get(socket) ?? 1) - 1;
+        h1InFlight.set(socket, left);
+        if (closing && left === 0) setImmediate(() => socket.destroy());
+      };
+      (res as unknown as http.ServerResponse).once("finish", finished);
+      (res as unknown as http.ServerResponse).once("close", finished);
+    }
+    handler(req, res);
+  });
   server.setTimeout(options.requestTimeoutMs);
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<net.Socket>();
   server.on("secureConnection", (socket: net.Socket) => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    socket.once("close", () => {
+      sockets.delete(socket);
+      h1InFlight.delete(socket);
+    });
   });
   server.on("session", (session) => {
     sessions.add(session);
@@ -166,7 +188,12 @@ function createTlsServer(handler: (req: http2.Http2ServerRequest, res: http2.Htt
   return Object.assign(server, {
     closeIdleConnections() {},
     close(callback?: (err?: Error) => void) {
+      closing = true;
+      const h2Sockets = new Set([...sessions].map((s) => s.socket));
       for (const session of sessions) session.close();
+      for (const socket of sockets) {
+        if (!h2Sockets.has(socket as never) && !h1InFlight.get(socket)) socket.destroy();
+      }
       close(callback);
       setTimeout(() => sockets.forEach((s) => s.destroy()), options.closeGraceMs).unref();
       return server;

@@ -12,7 +12,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { MLflow } from "../../gen/mlflow_pb.js";
 import { reference } from "../helpers/reference.js";
-import { BROKEN, GREETER, ROOT } from "../helpers/server.js";
+import { BROKEN, GREETER, ROOT, SLOW } from "../helpers/server.js";
 
 const BIN = `${ROOT}bin/mlflow-connect.js`;
 const exec = promisify(execFile);
@@ -159,6 +159,16 @@ describe("mlflow-connect serve", () => {
       assert.ok((c.durationMs as number) >= 0);
     }
     assert.equal(new Set(calls.map((c) => c.reqId)).size, 4, "a request id each");
+  });
+
+  it("exits 0 on SIGTERM even while a run nobody waits for is inside onnxruntime", async () => {
+    const { child, line } = await startCli([SLOW, "--port", "0", "--workers", "1"]);
+    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(line.msg)![1]!;
+    // The client gives up while the model runs (n = 5000: seconds of work).
+    await fetch(`${url}/invocations`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"inputs": [5000]}', signal: AbortSignal.timeout(300) }).catch(() => undefined);
+    child.kill("SIGTERM");
+    const [code, signal] = await once(child, "exit");
+    assert.deepEqual([code, signal], [0, null], "not aborted by terminating a worker inside a native run");
   });
 
   it("drains on SIGTERM: calls in flight complete, later ones are refused, none fails otherwise, exit 0", async () => {

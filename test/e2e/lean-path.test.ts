@@ -119,6 +119,26 @@ describe("the lean unary path answers exactly what connect-es answers", () => {
     });
   }
 
+  it("refuses a second message as soon as its header arrives, without buffering the rest", async () => {
+    const session = http2.connect(lean.url);
+    try {
+      const req = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": "application/grpc", te: "trailers" });
+      const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => req.on("trailers", resolve));
+      req.on("data", () => undefined);
+      req.write(frame(new Uint8Array(0)));
+      const second = Buffer.alloc(5);
+      second.writeUInt32BE(MAX_MESSAGE_BYTES, 1); // announces a large second message
+      req.write(second);
+      req.write(Buffer.alloc(1024)); // and starts sending it; the client never ends its side
+      const t = await trailers;
+      assert.equal(t["grpc-status"], "12");
+      assert.equal(t["grpc-message"], "protocol error: received extra input message for unary method");
+      req.close();
+    } finally {
+      session.destroy();
+    }
+  });
+
   it("really takes the lean path when on, and never when off", async () => {
     const before = [lean.app.leanCalls(), full.app.leanCalls()];
     await call(lean.url, "/mlflow.serving.v1.ModelService/ListModels", encode(ListModelsRequestSchema, {}));

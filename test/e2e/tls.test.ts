@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
+import https from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -70,6 +71,18 @@ describe("TLS on the one port (ALPN h2 and http/1.1)", { skip }, () => {
       assert.equal(version, flag === "--http1.1" ? "1.1" : "2");
       assert.deepEqual(JSON.parse(body!), { predictions: ["greeting"] });
     }
+  });
+
+  it("does not let an idle HTTP/1.1 keep-alive connection hold shutdown", async () => {
+    const other = await startServer([GREETER], { tls: { cert: ca, key: readFileSync(caPath.replace("cert.pem", "key.pem")) } });
+    const agent = new https.Agent({ keepAlive: true, ca });
+    await new Promise<void>((resolve, reject) =>
+      https.get(`${other.url.replace("http:", "https:")}/ping`, { agent }, (res) => res.resume().on("end", resolve)).on("error", reject),
+    );
+    const started = performance.now();
+    await other.close(); // the drain timeout is 20 s: closing must not wait for the idle socket
+    agent.destroy();
+    assert.ok(performance.now() - started < 2000, `close took ${(performance.now() - started).toFixed(0)} ms`);
   });
 
   it("refuses plaintext on the TLS port", async () => {
