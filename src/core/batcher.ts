@@ -47,6 +47,8 @@ export interface Batcher {
 interface Pending extends BatchRequest {
   rows: number;
   shapeKey: string;
+  /** Date.now() when it joined the queue. */
+  queuedAt: number;
   resolve(outputs: Record<string, Tensor>): void;
   reject(error: unknown): void;
   cleanup(): void;
@@ -143,7 +145,7 @@ export function createBatcher(
   function schedule(): void {
     while (running < options.concurrency && queue.length > 0) {
       // Wait a little for company only while the model is busy anyway.
-      const waited = Date.now() - (queue[0] as Pending & { queuedAt: number }).queuedAt;
+      const waited = Date.now() - queue[0]!.queuedAt;
       const full = queue.reduce((n, p) => n + p.rows, 0) >= options.maxBatchSize;
       if (batchable && running > 0 && !full && waited < options.maxBatchDelayMs) {
         timer ??= setTimeout(() => {
@@ -214,7 +216,7 @@ export function createBatcher(
         // Connect aborts the call's signal at its deadline too: tell the two apart by the clock.
         const onAbort = () =>
           drop(pending, request.deadline !== undefined && Date.now() >= request.deadline - 10 ? expired() : new InferenceError("cancelled", "the client cancelled the request"));
-        const pending: Pending & { queuedAt: number } = {
+        const pending: Pending = {
           ...request,
           rows,
           shapeKey,
