@@ -107,7 +107,7 @@ describe("deploy/ manifests", () => {
     assert.match(dockerfile, /npm ci --omit=dev/);
     assert.match(dockerfile, /LANG=C\.UTF-8/);
     assert.match(dockerfile, /^USER node$/m);
-    assert.match(dockerfile, /^HEALTHCHECK /m);
+    assert.match(dockerfile, /^HEALTHCHECK .*CMD \["node", "bin\/healthcheck\.js"\]$/m);
   });
 });
 

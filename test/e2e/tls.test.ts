@@ -85,6 +85,20 @@ describe("TLS on the one port (ALPN h2 and http/1.1)", { skip }, () => {
     assert.ok(performance.now() - started < 2000, `close took ${(performance.now() - started).toFixed(0)} ms`);
   });
 
+  it("the container's health check passes over TLS and plaintext, and fails when nothing answers", async () => {
+    const check = (env: Record<string, string>) =>
+      new Promise<number | null>((resolve) => execFile(process.execPath, [`${ROOT}bin/healthcheck.js`], { env: { ...process.env, ...env } }, (error) => resolve(error ? ((error as { code?: number }).code ?? 1) : 0)));
+    assert.equal(await check({ MLFLOW_CONNECT_PORT: String(server.port), MLFLOW_CONNECT_TLS_CERT: caPath }), 0);
+    assert.equal(await check({ MLFLOW_CONNECT_PORT: String(server.port), MLFLOW_CONNECT_TLS_CERT: "" }), 1, "plaintext against TLS fails");
+    const plain = await startServer([GREETER]);
+    try {
+      assert.equal(await check({ MLFLOW_CONNECT_PORT: String(plain.port), MLFLOW_CONNECT_TLS_CERT: "" }), 0);
+    } finally {
+      await plain.close();
+    }
+    assert.equal(await check({ MLFLOW_CONNECT_PORT: String(plain.port), MLFLOW_CONNECT_TLS_CERT: "" }), 1, "nothing listens");
+  });
+
   it("refuses plaintext on the TLS port", async () => {
     await assert.rejects(fetch(`${server.url}/ping`));
   });
