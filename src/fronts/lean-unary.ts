@@ -1,8 +1,8 @@
 import type http2 from "node:http2";
 import { type DescMethod, type DescService, create, fromBinary, isMessage, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, createHandlerContext } from "@connectrpc/connect";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
-import { parseTimeout } from "@connectrpc/connect/protocol-grpc";
+import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { kModel } from "./call-info.js";
 import { encodeGrpcMessage } from "./wire-error-fixes.js";
 
@@ -51,16 +51,26 @@ export function createLeanUnary(services: readonly RegisteredService[], options:
   }
 
   // Answers through Node's compatibility response, which owns the stream's trailers.
-  function respond(res: http2.Http2ServerResponse, body: Uint8Array | undefined, error: ConnectError | undefined, started?: number, model?: string): void {
+  // Headers and trailers an implementation set, and error details and metadata, go out
+  // as connect-es sends them (its own setTrailerStatus); grpc-message is encoded as the
+  // gRPC spec asks, as wire-error-fixes makes the full path do.
+  function respond(
+    res: http2.Http2ServerResponse,
+    body: Uint8Array | undefined,
+    error: ConnectError | undefined,
+    started?: number,
+    context?: HandlerContext,
+  ): void {
     if (started !== undefined) {
       const path = res.req.headers[":path"] ?? "";
-      options.onCall?.(path.slice(1), error ? codeToString(error.code) : "ok", (performance.now() - started) / 1000, model);
+      options.onCall?.(path.slice(1), error ? codeToString(error.code) : "ok", (performance.now() - started) / 1000, context?.values.get(kModel));
     }
     if (res.stream.destroyed || res.stream.closed) return;
-    res.writeHead(200, { "content-type": "application/grpc+proto" });
-    const trailers: Record<string, string> = { "grpc-status": error ? String(error.code) : "0" };
-    if (error) trailers["grpc-message"] = encodeGrpcMessage(error.rawMessage);
-    res.addTrailers(trailers);
+    res.writeHead(200, { ...Object.fromEntries(context?.responseHeader ?? []), "content-type": "application/grpc+proto" });
+    const trailer = setTrailerStatus(new Headers(context?.responseTrailer), error);
+    const message = trailer.get("grpc-message");
+    if (message !== null && error) trailer.set("grpc-message", encodeGrpcMessage(error.rawMessage));
+    res.addTrailers(Object.fromEntries(trailer));
     if (body) res.end(body);
     else res.end();
   }
@@ -96,9 +106,9 @@ export function createLeanUnary(services: readonly RegisteredService[], options:
       const frame = new Uint8Array(5 + message.length);
       new DataView(frame.buffer).setUint32(1, message.length);
       frame.set(message, 5);
-      respond(res, frame, undefined, started, context.values.get(kModel));
+      respond(res, frame, undefined, started, context);
     } catch (error) {
-      respond(res, undefined, error instanceof ConnectError ? error : options.mapError(error, entry.method), started, context.values.get(kModel));
+      respond(res, undefined, error instanceof ConnectError ? error : options.mapError(error, entry.method), started, context);
     } finally {
       context.abort();
     }
