@@ -3,18 +3,11 @@ import { castTensor } from "./casting.js";
 import { invalidInput } from "./errors.js";
 import type { GraphTensorInfo, InputSpec, ServedModel } from "./served-model.js";
 import { type Tensor, formatShape, tensorFromJson, tensorToJson } from "./tensor.js";
+import { graphInput } from "./validate-inputs.js";
 
 /** The model's columns: the signature's column specs, else one column per graph input. */
 function expectedColumns(model: ServedModel): readonly InputSpec[] {
   return model.schemaKind === "columns" ? model.inputSpecs : model.inputs.map((g) => ({ ...g, required: true }));
-}
-
-function graphInput(model: ServedModel, name: string): GraphTensorInfo {
-  const input = model.inputs.find((g) => g.name === name);
-  if (!input) {
-    throw invalidInput(`model "${model.name}" has no input "${name}" (its inputs: ${model.inputs.map((g) => g.name).join(", ")})`);
-  }
-  return input;
 }
 
 /** A 1-D column fed to a graph input of rank 2 becomes [rows, 1]. */

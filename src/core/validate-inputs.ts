@@ -1,6 +1,13 @@
 import { invalidInput } from "./errors.js";
-import type { ServedModel } from "./served-model.js";
+import type { GraphTensorInfo, ServedModel } from "./served-model.js";
 import { type Tensor, elementCount, formatShape } from "./tensor.js";
+
+/** The graph input of that name; refuses an unknown one, listing the model's inputs. */
+export function graphInput(model: ServedModel, name: string): GraphTensorInfo {
+  const input = model.inputs.find((g) => g.name === name);
+  if (!input) throw invalidInput(`model "${model.name}" has no input "${name}" (its inputs: ${model.inputs.map((g) => g.name).join(", ")})`);
+  return input;
+}
 
 /**
  * Checks named tensors against the graph's inputs before they reach a worker: every
@@ -8,11 +15,7 @@ import { type Tensor, elementCount, formatShape } from "./tensor.js";
  * dimension (-1 matches any), a consistent data length, and at least one row.
  */
 export function validateInputs(model: ServedModel, inputs: Record<string, Tensor>): void {
-  for (const name of Object.keys(inputs)) {
-    if (!model.inputs.some((g) => g.name === name)) {
-      throw invalidInput(`model "${model.name}" has no input "${name}" (its inputs: ${model.inputs.map((g) => g.name).join(", ")})`);
-    }
-  }
+  for (const name of Object.keys(inputs)) graphInput(model, name);
   for (const g of model.inputs) {
     const t = inputs[g.name];
     if (!t) throw invalidInput(`missing input "${g.name}": model "${model.name}" needs ${model.inputs.map((i) => i.name).join(", ")}`);

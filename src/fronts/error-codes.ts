@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { FastifyReply } from "fastify";
 import { type ErrorKind, InferenceError } from "../core/errors.js";
 
 /**
@@ -40,4 +41,25 @@ export function toMlflowError(error: unknown): { status: number; body: MlflowErr
   const code = CODES[e.kind];
   const mlflow = e.kind === "invalid_input" && e.reason === "malformed" ? "BAD_REQUEST" : code.mlflow;
   return { status: code.http, body: { error_code: mlflow, message: e.message } };
+}
+
+/**
+ * Answers an error on a plain HTTP route: Fastify's own refusals (body too large, bad
+ * JSON, ...) keep their status; anything else goes through the table. Internal
+ * failures are logged with their cause; overload gets Retry-After. `render` shapes the
+ * body the front's protocol uses from the MLflow error code and the message.
+ */
+export function replyHttpError(
+  error: unknown,
+  reply: FastifyReply,
+  logError: (error: unknown, message: string) => void,
+  where: string,
+  render: (errorCode: string, message: string) => unknown,
+): FastifyReply {
+  const fastifyStatus = (error as { statusCode?: number }).statusCode;
+  if (fastifyStatus !== undefined && fastifyStatus < 500) return reply.code(fastifyStatus).send(render("BAD_REQUEST", (error as Error).message));
+  const { status, body } = toMlflowError(error);
+  if (status >= 500) logError(InferenceError.from(error).cause ?? error, `${where} failed`);
+  if (status === 429) reply.header("retry-after", "1");
+  return reply.code(status).send(render(body.error_code, body.message));
 }

@@ -82,16 +82,10 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
   h1.keepAliveTimeout = options.keepAliveTimeoutMs;
   h1.requestTimeout = options.requestTimeoutMs;
   const h2 = http2.createServer(h2Handler);
-  const sessions = new Set<http2.ServerHttp2Session>();
+  const sessions = trackSessions(h2, options.idleTimeoutMs);
   h2.on("stream", (stream) => {
     streams.add(stream);
     stream.once("close", () => streams.delete(stream));
-  });
-  h2.on("session", (session) => {
-    // An idle session gets a GOAWAY (streams in flight still finish); gRPC clients reconnect when they need to.
-    session.setTimeout(options.idleTimeoutMs, () => session.close());
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
   });
 
   const server = net.createServer((socket) => {
@@ -144,6 +138,20 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
 }
 
 /**
+ * The server's open HTTP/2 sessions, for close() to send them GOAWAY. An idle session
+ * gets a GOAWAY too (streams in flight still finish); gRPC clients reconnect when they need to.
+ */
+function trackSessions(server: http2.Http2Server | http2.Http2SecureServer, idleTimeoutMs: number): Set<http2.ServerHttp2Session> {
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    session.setTimeout(idleTimeoutMs, () => session.close());
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  return sessions;
+}
+
+/**
  * The TLS variant: Node's HTTP/2 secure server with allowHTTP1 negotiates h2 or
  * http/1.1 by ALPN itself, and hands both to the same handler (HTTP/1.1 requests
  * through the compatibility API too). Closing sends GOAWAY and lets streams finish.
@@ -170,7 +178,7 @@ function createTlsServer(handler: (req: http2.Http2ServerRequest, res: http2.Htt
     handler(req, res);
   });
   server.setTimeout(options.requestTimeoutMs);
-  const sessions = new Set<http2.ServerHttp2Session>();
+  const sessions = trackSessions(server, options.idleTimeoutMs);
   const sockets = new Set<net.Socket>();
   server.on("secureConnection", (socket: net.Socket) => {
     sockets.add(socket);
@@ -178,11 +186,6 @@ function createTlsServer(handler: (req: http2.Http2ServerRequest, res: http2.Htt
       sockets.delete(socket);
       h1InFlight.delete(socket);
     });
-  });
-  server.on("session", (session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-    session.setTimeout(options.idleTimeoutMs, () => session.close());
   });
   const close = server.close.bind(server);
   return Object.assign(server, {

@@ -3,7 +3,7 @@ import type { InferenceService } from "../../core/inference-service.js";
 import { parseScoringCsv, parseScoringJson } from "../../mlflow/scoring-format.js";
 import { noteHttpModel } from "../call-info.js";
 import { httpLimits } from "../call-limits.js";
-import { toMlflowError } from "../error-codes.js";
+import { replyHttpError } from "../error-codes.js";
 import { predictionsJson, requestFromScoring } from "../mlflow-json.js";
 
 export interface MlflowRestOptions {
@@ -32,17 +32,9 @@ export async function mlflowRestRoutes(app: FastifyInstance, opts: MlflowRestOpt
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "string", bodyLimit: opts.bodyLimit }, (_req, body, done) => done(null, body));
 
-  app.setErrorHandler((error, _req, reply) => {
-    const fastifyStatus = (error as { statusCode?: number }).statusCode;
-    if (fastifyStatus !== undefined && fastifyStatus < 500) {
-      // Fastify's own refusals: body too large, bad content-length, ...
-      return reply.code(fastifyStatus).send({ error_code: "BAD_REQUEST", message: (error as Error).message });
-    }
-    const { status, body } = toMlflowError(error);
-    if (status >= 500) opts.logError((error as { cause?: unknown }).cause ?? error, "POST /invocations failed");
-    if (status === 429) reply.header("retry-after", "1");
-    return reply.code(status).send(body);
-  });
+  app.setErrorHandler((error, req, reply) =>
+    replyHttpError(error, reply, opts.logError, `${req.method} ${req.url}`, (error_code, message) => ({ error_code, message })),
+  );
 
   const ping = async (_req: unknown, reply: FastifyReply) => {
     if (!core.ready()) return reply.code(503).type("text/plain").send("not ready\n");

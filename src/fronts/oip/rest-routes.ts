@@ -1,12 +1,12 @@
 import type { FastifyInstance } from "fastify";
 import { bindTensors } from "../../core/bind-inputs.js";
-import { InferenceError, invalidInput } from "../../core/errors.js";
+import { invalidInput } from "../../core/errors.js";
 import type { InferenceService } from "../../core/inference-service.js";
 import type { ModelRepository } from "../../core/model-repository.js";
 import { OIP_DATATYPES, type Tensor, tensorFromJson } from "../../core/tensor.js";
 import { noteHttpModel } from "../call-info.js";
 import { httpLimits } from "../call-limits.js";
-import { toMlflowError } from "../error-codes.js";
+import { replyHttpError } from "../error-codes.js";
 import { fieldValues, shapeFromWire } from "../typed-fields.js";
 import { checkCount, inputDType, modelMetadata, selectOutputs } from "./convert.js";
 
@@ -57,14 +57,7 @@ export async function oipRestRoutes(app: FastifyInstance, opts: OipRestOptions):
       done(Object.assign(new Error(`the body is not valid JSON: ${(error as Error).message}`), { statusCode: 400 }), undefined);
     }
   });
-  app.setErrorHandler((error, _req, reply) => {
-    const status = (error as { statusCode?: number }).statusCode;
-    if (status !== undefined && status < 500) return reply.code(status).send({ error: (error as Error).message });
-    const mapped = toMlflowError(error);
-    if (mapped.status >= 500) opts.logError(InferenceError.from(error).cause ?? error, "OIP request failed");
-    if (mapped.status === 429) reply.header("retry-after", "1");
-    return reply.code(mapped.status).send({ error: mapped.body.message });
-  });
+  app.setErrorHandler((error, req, reply) => replyHttpError(error, reply, opts.logError, `${req.method} ${req.url}`, (_code, message) => ({ error: message })));
 
   app.get("/v2", async () => ({ name: opts.server.name, version: opts.server.version, extensions: ["model_repository"] }));
   app.get("/v2/health/live", async () => ({ live: true }));
