@@ -161,7 +161,8 @@ async function main(): Promise<void> {
   }
 
   // Connect JSON over HTTP/1.1 (curl-like clients) with autocannon.
-  for (const [model, port, row] of [["iris", 50191, IRIS_ROW], ["mlp", 50192, MLP_ROW]] as const) {
+  const connectRuns = [["mlflow-connect, no lean path: Connect JSON, HTTP/1.1", "iris", 50195, IRIS_ROW], ["mlflow-connect: Connect JSON, HTTP/1.1", "iris", 50191, IRIS_ROW], ["mlflow-connect: Connect JSON, HTTP/1.1", "mlp", 50192, MLP_ROW]] as const;
+  for (const [scenario, model, port, row] of connectRuns) {
     const result = await autocannon({
       url: `http://127.0.0.1:${port}/MLflow/predict`,
       method: "POST",
@@ -172,8 +173,8 @@ async function main(): Promise<void> {
     });
     const failed = result.non2xx + result.errors;
     const r: LoadResult = { requests: result.requests.total, reqPerSec: result.requests.average, p50Ms: result.latency.p50, p99Ms: result.latency.p99, failed };
-    rows.push({ scenario: "mlflow-connect: Connect JSON, HTTP/1.1", model, streams: 16, result: r });
-    process.stdout.write(`Connect JSON HTTP/1.1 ${model} x16 ${r.reqPerSec.toFixed(0)} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms\n`);
+    rows.push({ scenario, model, streams: 16, result: r });
+    process.stdout.write(`${scenario} ${model} x16 ${r.reqPerSec.toFixed(0)} req/s p50 ${r.p50Ms} ms p99 ${r.p99Ms} ms\n`);
   }
 
   // /ping while the MLP is saturated by 64 streams.
@@ -234,7 +235,7 @@ function writeReport(rows: Row[], limit: Record<string, { b1: number; b32: numbe
     `Measured by \`npm run bench\` in one run on ${new Date().toISOString().slice(0, 10)}: ${machine}.`,
     `Each load ran ${SECONDS} s after 1 s of warm-up; gRPC with h2load (one connection, N concurrent streams), Connect JSON with autocannon (16 connections).`,
     "The failed column counts requests h2load reports failed or errored and 4xx/5xx answers (h2load cannot read grpc-status trailers, so before the runs the server and the peer must give the same predictions, and the functional tests check statuses).",
-    "The server runs 2 workers (one per core) with dynamic batching (max 32 rows, 1 ms delay only while busy); gRPC unary calls take the lean path unless the row says \"no lean path\" (--no-fast-path).",
+    "The server runs 2 workers (one per core) with dynamic batching (max 32 rows, 1 ms delay only while busy); gRPC and Connect unary calls take the lean path unless the row says \"no lean path\" (--no-fast-path).",
     "",
     `Limit (raw onnxruntime-node in-process, ${availableParallelism()} intra-op threads): iris ${limit.iris!.b1.toFixed(0)} runs/s at batch 1, ${(limit.iris!.b32 * 32).toFixed(0)} rows/s at batch 32; MLP ${limit.mlp!.b1.toFixed(0)} runs/s at batch 1, ${(limit.mlp!.b32 * 32).toFixed(0)} rows/s at batch 32.`,
     "",

@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type http from "node:http";
-import type http2 from "node:http2";
 import { fileURLToPath } from "node:url";
 import { createContextValues } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
@@ -26,7 +25,7 @@ import { ModelService, createModelService } from "./fronts/serving-v1/model-serv
 import { applyWireErrorFixes } from "./fronts/wire-error-fixes.js";
 import { type ModelSources, resolveModelArguments } from "./mlflow/model-repository.js";
 import { type OrtPool, createOrtPool } from "./runtime/ort-pool.js";
-import { createOnePortServer } from "./server/one-port.js";
+import { type InterceptHandler, createOnePortServer } from "./server/one-port.js";
 import { finishUnreadRequestBody } from "./server/unread-request-body.js";
 import { webDemoStatic } from "./server/web-demo-static.js";
 function canResolve(module: string): boolean {
@@ -81,7 +80,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   await repository.loadAll();
   const server = { name: "mlflow-connect", version: packageVersion };
 
-  const intercept: { handle?: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => boolean } = {};
+  const intercept: { handle?: InterceptHandler } = {};
   const names = `${core.models().length > 1 ? "models" : "model"} ${core.models().map((m) => `"${m.name}"`).join(", ")}`;
   const fastify = Fastify({
     // JSON lines; pretty in a terminal when the optional dev tool pino-pretty is installed.
@@ -155,10 +154,10 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     const lean = createLeanUnary(services, {
       readMaxBytes: config.maxMessageBytes,
       mapError: (error, method) => mapRpcError(error, method.name, logError),
-      onCall: (method, code, seconds, model) => {
+      onCall: (protocol, method, code, seconds, model) => {
         leanCalls++;
         // Fastify gives the lean path no request: a child logger carries its request id.
-        recordCall({ protocol: "grpc", method, code, seconds, model, log: logsCalls() ? fastify.log.child({ reqId: `lean-${leanCalls}` }) : undefined });
+        recordCall({ protocol, method, code, seconds, model, log: logsCalls() ? fastify.log.child({ reqId: `lean-${leanCalls}` }) : undefined });
       },
     });
     // A call without the token goes the full way, where the auth hook answers it.

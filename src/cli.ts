@@ -160,7 +160,7 @@ program
       .default(DEFAULT_DRAIN_TIMEOUT_MS)
       .argParser(integer(0, 3_600_000)),
   )
-  .addOption(new EnvOption("--no-fast-path", "answer gRPC unary calls through connect-es too, instead of the lean path"))
+  .addOption(new EnvOption("--no-fast-path", "answer gRPC and Connect unary calls through connect-es too, instead of the lean path"))
   .addOption(new EnvOption("--default-deadline-ms <ms>", "deadline of a request whose client set none").default(DEFAULT_DEADLINE_MS).argParser(integer(1, 86_400_000)))
   .action(serve);
 

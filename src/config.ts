@@ -35,7 +35,7 @@ export interface ServerConfig {
   maxQueue: number;
   /** Deadline of a request whose client set none, in ms. Default 60000. */
   defaultDeadlineMs: number;
-  /** Answer gRPC unary calls on the lean path (same answers, a fraction of the CPU). Default true. */
+  /** Answer gRPC and Connect unary calls on the lean path (same answers, a fraction of the CPU). Default true. */
   fastPath: boolean;
   /** On shutdown, how long calls in flight may take before connections are cut, in ms. Default 20000 (under Kubernetes' 30 s grace period). */
   drainTimeoutMs: number;

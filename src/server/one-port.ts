@@ -7,6 +7,9 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
+/** Answers a request itself (returns true) or leaves it to Fastify's handler. */
+export type InterceptHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => boolean;
+
 /** Timeouts of the inner servers (Fastify does not apply its own with a serverFactory). */
 export interface OnePortOptions {
   /** How long an idle HTTP/1.1 keep-alive connection stays open. */
@@ -21,7 +24,7 @@ export interface OnePortOptions {
    * Gets every HTTP/2 request first and returns true for one it answers itself (the
    * lean unary path); read at each request, so it may be set after the server exists.
    */
-  intercept?: { handle?: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => boolean };
+  intercept?: { handle?: InterceptHandler };
   /** PEM certificate and key: serve TLS, with ALPN choosing h2 or http/1.1 on the same port. */
   tls?: { cert: Buffer; key: Buffer };
 }
@@ -77,6 +80,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
 
   const h1 = http.createServer((req, res) => {
     track(req, res);
+    if (options.intercept?.handle?.(req, res)) return;
     handler(req, res);
   });
   h1.keepAliveTimeout = options.keepAliveTimeoutMs;

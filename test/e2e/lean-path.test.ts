@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import http from "node:http";
 import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
+import { gzipSync } from "node:zlib";
 import { type DescMessage, type MessageInitShape, create, toBinary } from "@bufbuild/protobuf";
 import { HealthCheckRequestSchema } from "../../gen/grpc/health/v1/health_pb.js";
 import {
@@ -14,7 +16,7 @@ import { InputSchema } from "../../gen/mlflow_pb.js";
 import { GetModelRequestSchema, ListModelsRequestSchema, PredictRequestSchema } from "../../gen/mlflow/serving/v1/model_service_pb.js";
 import { DataType } from "../../gen/mlflow/serving/v1/tensor_pb.js";
 import { reference } from "../helpers/reference.js";
-import { IRIS, MULTI, type RunningServer, startServer } from "../helpers/server.js";
+import { DTYPES, IRIS, MULTI, type RunningServer, startServer } from "../helpers/server.js";
 
 const { iris } = reference;
 const MAX_MESSAGE_BYTES = 64 * 1024;
@@ -100,13 +102,93 @@ const CASES: Array<[string, string, Buffer, Record<string, string>?]> = [
   ["an unknown method", "/MLflow/train", encode(InputSchema, { value: "{}" })],
 ];
 
+/** What a Connect client sees of a unary call. */
+interface ConnectAnswer {
+  status: number | undefined;
+  headers: Record<string, string | undefined>;
+  body: string;
+}
+
+/** The headers whose values a Connect client acts on (trailers travel as trailer-* headers). */
+const connectHeaders = (h: http.IncomingHttpHeaders | http2.IncomingHttpHeaders) =>
+  Object.fromEntries(
+    Object.entries(h)
+      .filter(([k]) => ["content-type", "content-encoding", "content-length", "grpc-accept-encoding"].includes(k) || k.startsWith("trailer-"))
+      .map(([k, v]) => [k, String(v)]),
+  );
+
+function connectCall(url: string, path: string, body: Buffer | string, headers: Record<string, string>, version: 1 | 2): Promise<ConnectAnswer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const answer: ConnectAnswer = { status: undefined, headers: {}, body: "" };
+    if (version === 1) {
+      const req = http.request(`${url}${path}`, { method: "POST", headers: { "content-length": String(Buffer.byteLength(body)), ...headers }, agent: false }, (res) => {
+        answer.status = res.statusCode;
+        answer.headers = connectHeaders(res.headers);
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ ...answer, body: Buffer.concat(chunks).toString("hex") }));
+      });
+      req.on("error", reject);
+      req.end(body);
+      return;
+    }
+    const session = http2.connect(url);
+    session.on("error", reject);
+    const req = session.request({ ":method": "POST", ":path": path, ...headers });
+    req.on("response", (h) => {
+      answer.status = h[":status"];
+      answer.headers = connectHeaders(h);
+    });
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      session.destroy();
+      resolve({ ...answer, body: Buffer.concat(chunks).toString("hex") });
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+const json = { "content-type": "application/json" };
+const proto = { "content-type": "application/proto" };
+const protoOf = <T extends DescMessage>(schema: T, init: MessageInitShape<T>) => Buffer.from(toBinary(schema, create(schema, init)));
+
+/** Connect unary calls, JSON and protobuf, good and bad; each also runs over HTTP/1.1 and HTTP/2. */
+const CONNECT_CASES: Array<[string, string, Buffer | string, Record<string, string>]> = [
+  ["seed predict, JSON", "/MLflow/predict", JSON.stringify({ value: JSON.stringify({ inputs: iris.rows }) }), json],
+  ["seed predict, JSON with charset", "/MLflow/predict", JSON.stringify({ value: JSON.stringify({ inputs: iris.rows }) }), { "content-type": "application/json; charset=utf-8" }],
+  ["seed predict, protobuf", "/MLflow/predict", protoOf(InputSchema, { value: JSON.stringify({ inputs: iris.rows }) }), proto],
+  ["seed predict, bad shape", "/MLflow/predict", JSON.stringify({ value: '{"inputs": [[1, 2, 3]]}' }), json],
+  ["typed Predict, JSON", "/mlflow.serving.v1.ModelService/Predict", JSON.stringify({ modelName: "iris", inputs: { input: { dtype: "DATA_TYPE_FLOAT32", shape: ["2", "4"], floatData: iris.rows.slice(0, 2).flat() } } }), json],
+  ["typed Predict, protobuf raw", "/mlflow.serving.v1.ModelService/Predict", protoOf(PredictRequestSchema, { modelName: "iris", inputs: { input: { dtype: DataType.FLOAT32, shape: [1n, 4n], rawData: new Uint8Array(new Float32Array(iris.rows[0]!).buffer) } } }), proto],
+  ["typed Predict, unknown model", "/mlflow.serving.v1.ModelService/Predict", JSON.stringify({ modelName: "nope" }), json],
+  ["typed Predict, bad params", "/mlflow.serving.v1.ModelService/Predict", JSON.stringify({ modelName: "multi", params: { scale: "x" } }), json],
+  ["GetModel", "/mlflow.serving.v1.ModelService/GetModel", JSON.stringify({ name: "multi" }), json],
+  ["GetModel, gzip answer", "/mlflow.serving.v1.ModelService/GetModel", JSON.stringify({ name: "dtypes" }), { ...json, "accept-encoding": "gzip" }],
+  ["GetModel, brotli answer", "/mlflow.serving.v1.ModelService/GetModel", JSON.stringify({ name: "dtypes" }), { ...json, "accept-encoding": "br, gzip" }],
+  ["GetModel, accept-encoding of nothing known", "/mlflow.serving.v1.ModelService/GetModel", JSON.stringify({ name: "dtypes" }), { ...json, "accept-encoding": "zstd" }],
+  ["ListModels, empty protobuf body", "/mlflow.serving.v1.ModelService/ListModels", Buffer.alloc(0), proto],
+  ["ModelInfer", "/inference.GRPCInferenceService/ModelInfer", JSON.stringify({ modelName: "iris", inputs: [{ name: "input", datatype: "FP32", shape: ["1", "4"], contents: { fp32Contents: iris.rows[0] } }] }), json],
+  ["Health Check, unknown service", "/grpc.health.v1.Health/Check", JSON.stringify({ service: "nope" }), json],
+  ["unknown JSON fields are ignored", "/grpc.health.v1.Health/Check", JSON.stringify({ service: "", extra: 1 }), json],
+  ["invalid JSON", "/MLflow/predict", "{", json],
+  ["empty JSON body", "/MLflow/predict", "", json],
+  ["a JSON field of the wrong type", "/MLflow/predict", JSON.stringify({ value: 5 }), json],
+  ["not protobuf", "/MLflow/predict", Buffer.from([0x0a, 0x10, 0x01]), proto],
+  ["over the size limit", "/MLflow/predict", JSON.stringify({ value: "x".repeat(MAX_MESSAGE_BYTES + 10) }), json],
+  ["a malformed connect-timeout-ms", "/MLflow/predict", JSON.stringify({ value: "{}" }), { ...json, "connect-timeout-ms": "soon" }],
+  ["a streaming content type, on the full path", "/MLflow/predict", "{}", { "content-type": "application/connect+json" }],
+  ["an unknown content type, on the full path", "/MLflow/predict", "{}", { "content-type": "text/plain" }],
+  ["a gzip request body, on the full path", "/MLflow/predict", gzipSync(JSON.stringify({ value: "{}" })), { ...json, "content-encoding": "gzip" }],
+];
+
 describe("the lean unary path answers exactly what connect-es answers", () => {
   let lean: RunningServer;
   let full: RunningServer;
   before(async () => {
     [lean, full] = await Promise.all([
-      startServer([IRIS, MULTI], { maxMessageBytes: MAX_MESSAGE_BYTES }),
-      startServer([IRIS, MULTI], { maxMessageBytes: MAX_MESSAGE_BYTES, fastPath: false }),
+      startServer([IRIS, MULTI, DTYPES], { maxMessageBytes: MAX_MESSAGE_BYTES }),
+      startServer([IRIS, MULTI, DTYPES], { maxMessageBytes: MAX_MESSAGE_BYTES, fastPath: false }),
     ]);
   });
   after(() => Promise.all([lean.close(), full.close()]));
@@ -138,6 +220,27 @@ describe("the lean unary path answers exactly what connect-es answers", () => {
       session.destroy();
     }
   });
+
+  it("compresses answers as connect-es does when the client accepts gzip", async () => {
+    const rows = Array.from({ length: 200 }, (_, i) => iris.rows[i % iris.rows.length]!).flat(); // an answer over 1 KiB
+    const body = encode(PredictRequestSchema, { modelName: "iris", inputs: { input: { dtype: DataType.FLOAT32, shape: [BigInt(rows.length / 4), 4n], rawData: new Uint8Array(new Float32Array(rows).buffer) } } });
+    const headers = { "grpc-accept-encoding": "identity,deflate,gzip" };
+    const path = "/mlflow.serving.v1.ModelService/Predict";
+    const [a, b] = await Promise.all([call(lean.url, path, body, headers), call(full.url, path, body, headers)]);
+    assert.deepEqual(a, b);
+    assert.equal(a.body.slice(0, 2), "01", "a compressed envelope");
+  });
+
+  for (const [what, path, body, headers] of CONNECT_CASES) {
+    for (const version of [1, 2] as const) {
+      it(`Connect over HTTP/${version === 1 ? "1.1" : "2"}: ${what}`, async () => {
+        const before = lean.app.leanCalls();
+        const [a, b] = await Promise.all([connectCall(lean.url, path, body, headers, version), connectCall(full.url, path, body, headers, version)]);
+        assert.deepEqual(a, b);
+        if (!what.includes("full path")) assert.equal(lean.app.leanCalls() - before, 1, "answered on the lean path");
+      });
+    }
+  }
 
   it("really takes the lean path when on, and never when off", async () => {
     const before = [lean.app.leanCalls(), full.app.leanCalls()];

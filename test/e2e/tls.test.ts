@@ -73,6 +73,20 @@ describe("TLS on the one port (ALPN h2 and http/1.1)", { skip }, () => {
     }
   });
 
+  it("answers Connect JSON on the lean path over both, and a gRPC content type over HTTP/1.1 without falling over", async () => {
+    const before = server.app.leanCalls();
+    for (const flag of ["--http1.1", "--http2"]) {
+      const { stdout } = await exec("curl", ["-sS", flag, "--cacert", caPath, "-H", "content-type: application/json", "-d", '{"value": "HELLO WORLD"}', `${url}/MLflow/predict`]);
+      assert.deepEqual(JSON.parse(stdout), { value: "greeting" });
+    }
+    assert.equal(server.app.leanCalls() - before, 2);
+    // The lean gRPC adapter needs HTTP/2: over HTTP/1.1 the full path answers, and the server goes on.
+    const { stdout } = await exec("curl", ["-sS", "--http1.1", "--cacert", caPath, "-o", "/dev/null", "-w", "%{http_code}", "-H", "content-type: application/grpc", "--data-binary", "@/dev/null", `${url}/MLflow/predict`]);
+    assert.match(stdout, /^[1-5]\d\d$/, "an HTTP answer");
+    const again = await exec("curl", ["-sS", "--cacert", caPath, "-H", "content-type: application/json", "-d", '{"value": "HELLO WORLD"}', `${url}/MLflow/predict`]);
+    assert.deepEqual(JSON.parse(again.stdout), { value: "greeting" });
+  });
+
   it("does not let an idle HTTP/1.1 keep-alive connection hold shutdown", async () => {
     const other = await startServer([GREETER], { tls: { cert: ca, key: readFileSync(caPath.replace("cert.pem", "key.pem")) } });
     const agent = new https.Agent({ keepAlive: true, ca });

@@ -1,0 +1,122 @@
+import type http2 from "node:http2";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { type Compression, compressionNegotiate } from "@connectrpc/connect/protocol";
+import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { type LeanCore, type LeanMethod, MAX_TIMEOUT_MS } from "./lean-core.js";
+import { encodeGrpcMessage } from "./wire-error-fixes.js";
+
+/**
+ * gRPC unary over HTTP/2 with protobuf and identity request encoding, on the lean path.
+ * Answers through Node's compatibility response, which owns the stream's trailers.
+ */
+export function createLeanGrpc(core: LeanCore) {
+  const { readMaxBytes } = core.options;
+
+  // Headers and trailers an implementation set, and error details and metadata, go out
+  // as connect-es sends them (its own setTrailerStatus); grpc-message is encoded as the
+  // gRPC spec asks, as wire-error-fixes makes the full path do.
+  function respond(res: http2.Http2ServerResponse, body: Uint8Array | undefined, error: ConnectError | undefined, context?: HandlerContext): void {
+    if (res.stream.destroyed || res.stream.closed) return;
+    res.writeHead(200, { ...Object.fromEntries(context?.responseHeader ?? []), "content-type": "application/grpc+proto" });
+    const trailer = setTrailerStatus(new Headers(context?.responseTrailer), error);
+    if (error && trailer.has("grpc-message")) trailer.set("grpc-message", encodeGrpcMessage(error.rawMessage));
+    res.addTrailers(Object.fromEntries(trailer));
+    if (body) res.end(body);
+    else res.end();
+  }
+
+  async function serve(entry: LeanMethod, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, body: Buffer, responseCompression: Compression | null, started: number): Promise<void> {
+    const timeout = parseTimeout(typeof req.headers["grpc-timeout"] === "string" ? req.headers["grpc-timeout"] : null, MAX_TIMEOUT_MS);
+    const context = core.createContext(entry, "grpc", req, res, timeout.timeoutMs);
+    if (responseCompression) context.responseHeader.set("grpc-encoding", responseCompression.name);
+    let error: ConnectError | undefined;
+    try {
+      if (timeout.error) throw timeout.error;
+      let message = await core.invoke(entry, context, true, readSingleMessage(body, readMaxBytes));
+      let flags = 0;
+      if (responseCompression && message.byteLength >= core.compressMinBytes) {
+        message = await responseCompression.compress(message);
+        flags = 0x01;
+      }
+      const frame = new Uint8Array(5 + message.length);
+      frame[0] = flags;
+      new DataView(frame.buffer).setUint32(1, message.length);
+      frame.set(message, 5);
+      core.report("grpc", entry, undefined, started, context);
+      respond(res, frame, undefined, context);
+    } catch (e) {
+      error = core.toConnectError(e, entry);
+      core.report("grpc", entry, error, started, context);
+      respond(res, undefined, error, context);
+    } finally {
+      context.abort();
+    }
+  }
+
+  return {
+    /** Takes a gRPC call it can answer (returns true); anything else is left alone. */
+    handle(entry: LeanMethod, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): boolean {
+      const contentType = req.headers["content-type"];
+      if (contentType !== "application/grpc" && contentType !== "application/grpc+proto") return false;
+      const encoding = req.headers["grpc-encoding"];
+      if (encoding !== undefined && encoding !== "identity") return false;
+      const accepted = req.headers["grpc-accept-encoding"];
+      const responseCompression = compressionNegotiate(core.compressions, null, typeof accepted === "string" ? accepted : null, "grpc-accept-encoding").response;
+      const stream = req.stream;
+      const started = performance.now();
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let refused = false;
+      // Envelopes are checked as they arrive, so no more than one message is ever held:
+      // an oversized one is refused from its header (as connect-es does), a second one
+      // at once (connect-es refuses it too, once it is read).
+      let next = 0; // where the next envelope header starts
+      let envelopes = 0;
+      const refuse = (error: ConnectError) => {
+        refused = true;
+        chunks.length = 0;
+        core.report("grpc", entry, error, started);
+        respond(res, undefined, error);
+      };
+      stream.on("data", (chunk: Buffer) => {
+        if (refused) return;
+        chunks.push(chunk);
+        size += chunk.length;
+        while (!refused && size >= next + 5) {
+          const header = Buffer.concat(chunks, size).subarray(next, next + 5);
+          const announced = header.readUInt32BE(1);
+          envelopes++;
+          if (announced > readMaxBytes) {
+            refuse(new ConnectError(`message size ${announced} is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted));
+          } else if (envelopes > 1) {
+            refuse(new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented));
+          }
+          next += 5 + announced;
+        }
+      });
+      stream.once("end", () => {
+        if (!refused) void serve(entry, req, res, Buffer.concat(chunks, size), responseCompression, started);
+      });
+      return true;
+    },
+  };
+}
+
+/** The one message of a unary request body, with connect-es' errors for anything else. */
+function readSingleMessage(body: Buffer, readMaxBytes: number): Uint8Array {
+  let at = 0;
+  let message: Uint8Array | undefined;
+  while (at < body.length) {
+    if (body.length - at < 5) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+    const flags = body[at]!;
+    const length = body.readUInt32BE(at + 1);
+    if (length > readMaxBytes) throw new ConnectError(`message size ${length} is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted);
+    if (body.length - at - 5 < length) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+    if (message) throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
+    if ((flags & 0x01) === 0x01) throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
+    message = body.subarray(at + 5, at + 5 + length);
+    at += 5 + length;
+  }
+  if (!message) throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
+  return message;
+}
