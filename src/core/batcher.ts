@@ -212,6 +212,8 @@ export function createBatcher(
               .join("|")
           : `unbatchable-${Math.random()}`;
         let deadlineTimer: NodeJS.Timeout | undefined;
+        let left = false; // dispatched or dropped
+        let watched = false; // deadline timer and abort listener set
         const expired = () => new InferenceError("deadline", `the request's deadline passed before model "${model}" could run it`);
         // Connect aborts the call's signal at its deadline too: tell the two apart by the clock.
         const onAbort = () =>
@@ -224,17 +226,22 @@ export function createBatcher(
           resolve,
           reject,
           cleanup: () => {
+            left = true;
+            if (!watched) return;
             clearTimeout(deadlineTimer);
             request.signal?.removeEventListener("abort", onAbort);
           },
         };
         if (request.deadline !== undefined && request.deadline <= Date.now()) return reject(expired());
         if (request.signal?.aborted) return reject(new InferenceError("cancelled", "the client cancelled the request"));
-        if (request.deadline !== undefined) deadlineTimer = setTimeout(() => drop(pending, expired()), request.deadline - Date.now());
-        request.signal?.addEventListener("abort", onAbort, { once: true });
         queue.push(pending);
         observer.queue(queue.length);
         schedule();
+        // Only a request left waiting needs watching (an idle model ran it just now).
+        if (left) return;
+        watched = true;
+        if (request.deadline !== undefined) deadlineTimer = setTimeout(() => drop(pending, expired()), request.deadline - Date.now());
+        request.signal?.addEventListener("abort", onAbort, { once: true });
       });
     },
   };

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { MLflow } from "../../gen/mlflow_pb.js";
 import { ModelService } from "../../gen/mlflow/serving/v1/model_service_pb.js";
 import { DataType, TensorSchema } from "../../gen/mlflow/serving/v1/tensor_pb.js";
@@ -110,5 +110,27 @@ describe("backpressure and deadlines", () => {
     await busy;
     await Promise.all(queued);
     assert.equal(server.app.core.batchStats("slow").requests - ran, 1, "only the queued request ran after the busy one");
+  });
+
+  it("removes a caller that goes away while queued before it runs, on the lean gRPC and Connect paths", async () => {
+    const grpc = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
+    const connect = createClient(MLflow, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    const lean = server.app.leanCalls();
+    const busy = grpc.predict({ value: slow(3000) });
+    await new Promise((r) => setTimeout(r, 50)); // let it reach the worker
+    const ran = server.app.core.batchStats("slow").requests;
+    for (const client of [grpc, connect]) {
+      const abort = new AbortController();
+      const call = client.predict({ value: slow(10) }, { signal: abort.signal }).then(
+        () => assert.fail("answered despite the abort"),
+        (e: unknown) => ConnectError.from(e),
+      );
+      await new Promise((r) => setTimeout(r, 50)); // queued behind the busy run
+      abort.abort();
+      assert.equal((await call).code, Code.Canceled);
+    }
+    await busy;
+    assert.equal(server.app.core.batchStats("slow").requests - ran, 0, "neither ran after the busy one");
+    assert.equal(server.app.leanCalls() - lean, 3, "all three took the lean path");
   });
 });
