@@ -10,7 +10,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src src
 COPY gen gen
 COPY web-demo web-demo
-COPY scripts/build-web-demo.js scripts/
+COPY scripts/build-web-demo.js scripts/bundle-server.js scripts/
 RUN npm run build
 
 FROM node:20-bookworm-slim

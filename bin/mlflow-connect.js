@@ -1,3 +1,4 @@
 #!/usr/bin/env node
-// The CLI compiled by `npm run build` (run by `npm ci` through the prepare script).
-import "../dist/src/cli.js";
+// The CLI compiled and bundled by `npm run build` (run by `npm ci` through the prepare
+// script); scripts/bundle-server.js says why it is bundled.
+import "../dist/src/cli.bundle.js";

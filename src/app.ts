@@ -25,6 +25,7 @@ import { ModelService, createModelService } from "./fronts/serving-v1/model-serv
 import { applyWireErrorFixes } from "./fronts/wire-error-fixes.js";
 import { type ModelSources, resolveModelArguments } from "./mlflow/model-repository.js";
 import { type OrtPool, createOrtPool } from "./runtime/ort-pool.js";
+import { projectRoot } from "./locations.js";
 import { type InterceptHandler, createOnePortServer } from "./server/one-port.js";
 import { finishUnreadRequestBody } from "./server/unread-request-body.js";
 import { webDemoStatic } from "./server/web-demo-static.js";
@@ -52,8 +53,6 @@ export interface App {
   close(): Promise<void>;
 }
 
-// This module runs from dist/src/.
-const projectRoot = new URL("../../", import.meta.url);
 const webDemoRoot = fileURLToPath(new URL("dist/public", projectRoot));
 const packageVersion = (JSON.parse(readFileSync(new URL("package.json", projectRoot), "utf8")) as { version: string }).version;
 
@@ -77,11 +76,13 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   const metrics = createMetrics();
   const core = createInferenceService({ pool, batching: { maxBatchSize, maxBatchDelayMs, maxQueue }, observer: metrics });
   const repository = createModelRepository(core, sources, config.modelBatching);
-  await repository.loadAll();
+  // The models load in the worker threads while this thread mounts the fronts (a
+  // third of the start-up time); a failure is thrown by the await below.
+  const loading = repository.loadAll();
+  loading.catch(() => undefined);
   const server = { name: "mlflow-connect", version: packageVersion };
 
   const intercept: { handle?: InterceptHandler } = {};
-  const names = `${core.models().length > 1 ? "models" : "model"} ${core.models().map((m) => `"${m.name}"`).join(", ")}`;
   const fastify = Fastify({
     // JSON lines; pretty in a terminal when the optional dev tool pino-pretty is installed.
     logger: { level: config.logLevel, ...(process.stdout.isTTY && canResolve("pino-pretty") ? { transport: { target: "pino-pretty" } } : {}) },
@@ -102,9 +103,6 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   // Health turns NOT_SERVING first, so balancers stop sending before the port closes.
   fastify.addHook("preClose", async () => core.beginShutdown());
   fastify.addHook("onClose", async () => pool.close());
-  for (const model of core.models()) {
-    if (model.source.inputExampleProblem) fastify.log.warn(model.source.inputExampleProblem);
-  }
   fastify.addHook("onRequest", finishUnreadRequestBody);
   // Before auth: a preflight carries no token and is answered by the CORS hook.
   await registerCors(fastify, config.corsOrigins ?? []);
@@ -179,6 +177,12 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     logError,
   });
   await fastify.register(webDemoStatic, { root: webDemoRoot });
+
+  await loading;
+  for (const model of core.models()) {
+    if (model.source.inputExampleProblem) fastify.log.warn(model.source.inputExampleProblem);
+  }
+  const names = `${core.models().length > 1 ? "models" : "model"} ${core.models().map((m) => `"${m.name}"`).join(", ")}`;
 
   return {
     fastify,

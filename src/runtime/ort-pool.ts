@@ -1,5 +1,6 @@
 import { Worker } from "node:worker_threads";
 import type { LoadedGraph, SessionSettings, WireTensor, WorkerRequest, WorkerResponse } from "./messages.js";
+import { workerUrl } from "../locations.js";
 import { transferListOf } from "./transfer.js";
 
 /** Options of the onnxruntime worker pool. */
@@ -56,7 +57,6 @@ const CLOSE_TIMEOUT_MS = 60_000;
 /** Longest wait before replacing a crash-looping worker. */
 const MAX_RESPAWN_DELAY_MS = 30_000;
 
-const workerUrl = new URL("./worker.js", import.meta.url);
 
 /**
  * Creates the pool. A small pool of our own rather than piscina: a model must be
