@@ -39,7 +39,7 @@ export function createLeanConnect(core: LeanCore) {
           error.metadata.forEach((value, key) => context.responseHeader.set(key, value));
           body = errorToJsonBytes(error, undefined);
         } finally {
-          context.abort();
+          context.end();
         }
         if (responseCompression && body.byteLength >= core.compressMinBytes) {
           body = await responseCompression.compress(body);
@@ -92,7 +92,7 @@ function readBody(req: LeanRequest, readMaxBytes: number): Promise<Buffer> {
       if (settled) return;
       settled = true;
       if (promised !== undefined && size < promised) reject(new ConnectError(`protocol error: promised ${promised} bytes, received ${size}`, Code.InvalidArgument));
-      else resolve(Buffer.concat(chunks, size));
+      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
     });
     // A client that goes away mid-body: nothing to answer, but nothing may hang either.
     req.once("close", () => {

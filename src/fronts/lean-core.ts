@@ -28,9 +28,14 @@ export type LeanResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 type UnaryFn = (input: unknown, context: unknown) => Promise<unknown>;
 
-/** A handler context with the call's end: abort() clears the deadline and aborts the signal. */
+/** A handler context that knows when its call is answered. */
 export interface LeanContext extends HandlerContext {
-  abort(reason?: unknown): void;
+  /**
+   * The call is answered: the deadline timer and the close listener go. Unlike
+   * connect-es, the signal is not aborted then: the only listener, the batcher's, is
+   * gone once a request leaves its queue, and an abort event per call cost 3% of a call.
+   */
+  end(): void;
 }
 
 /** One unary method as the lean path runs it. */
@@ -52,9 +57,9 @@ export interface LeanCore {
   compressMinBytes: number;
   /**
    * A handler context as connect-es' createHandlerContext makes one (its signal aborts
-   * at the deadline, when the client goes away, and when the caller ends the call),
-   * with less work per call: one AbortController, request headers copied only when read,
-   * and abort reasons that need no DOMException (those were 6% of a call's CPU here).
+   * at the deadline and when the client goes away), with less work per call: one
+   * AbortController, request headers copied only when read, and abort reasons that need
+   * no DOMException (those were 6% of a call's CPU here).
    */
   createContext(entry: LeanMethod, protocol: LeanProtocol, req: LeanRequest, res: LeanResponse, timeoutMs: number | undefined): LeanContext;
   /** Decodes, runs the implementation, encodes; throws a ConnectError for a bad message. */
@@ -65,10 +70,9 @@ export interface LeanCore {
   report(protocol: LeanProtocol, entry: LeanMethod, error: ConnectError | undefined, started: number, context?: HandlerContext): void;
 }
 
+/** Why a signal aborts: connect-es' reasons, without an AbortError DOMException (and its stack trace) per call. */
 const timedOut = () => new ConnectError("the operation timed out", Code.DeadlineExceeded);
-/** Abort reasons made once: an AbortError DOMException per call costs a stack trace. */
 const CLIENT_GONE = new ConnectError("the client went away", Code.Canceled);
-const CALL_ENDED = new ConnectError("the call ended", Code.Canceled);
 
 /** Request headers as a Headers object, without HTTP/2 pseudo-headers. */
 function toHeaders(headers: http.IncomingHttpHeaders): Headers {
@@ -112,12 +116,14 @@ export function createLeanCore(services: readonly RegisteredService[], options: 
         if (timeoutMs <= 0) controller.abort(timedOut());
         else timer = setTimeout(() => controller.abort(timedOut()), timeoutMs);
       }
-      const abort = (reason: unknown) => {
+      const end = () => {
         clearTimeout(timer);
         res.off("close", clientGone);
-        if (!controller.signal.aborted) controller.abort(reason);
       };
-      const clientGone = () => abort(CLIENT_GONE);
+      const clientGone = () => {
+        end();
+        if (!controller.signal.aborted) controller.abort(CLIENT_GONE);
+      };
       res.once("close", clientGone);
       const headers = req.headers;
       let requestHeader: Headers | undefined;
@@ -137,7 +143,7 @@ export function createLeanCore(services: readonly RegisteredService[], options: 
         responseHeader: new Headers(),
         responseTrailer: new Headers(),
         values: createContextValues(),
-        abort: (reason = CALL_ENDED) => abort(reason),
+        end,
       };
     },
     async invoke(entry, context, binary, bytes) {

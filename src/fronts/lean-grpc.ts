@@ -49,7 +49,7 @@ export function createLeanGrpc(core: LeanCore) {
       core.report("grpc", entry, error, started, context);
       respond(res, undefined, error, context);
     } finally {
-      context.abort();
+      context.end();
     }
   }
 
@@ -78,13 +78,17 @@ export function createLeanGrpc(core: LeanCore) {
         core.report("grpc", entry, error, started);
         respond(res, undefined, error);
       };
+      // The chunks so far as one buffer (most requests come in one chunk: no copy).
+      const joined = (): Buffer => {
+        if (chunks.length > 1) chunks.splice(0, chunks.length, Buffer.concat(chunks, size));
+        return chunks[0] ?? Buffer.alloc(0);
+      };
       stream.on("data", (chunk: Buffer) => {
         if (refused) return;
         chunks.push(chunk);
         size += chunk.length;
         while (!refused && size >= next + 5) {
-          const header = Buffer.concat(chunks, size).subarray(next, next + 5);
-          const announced = header.readUInt32BE(1);
+          const announced = joined().readUInt32BE(next + 1);
           envelopes++;
           if (announced > readMaxBytes) {
             refuse(new ConnectError(`message size ${announced} is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted));
@@ -95,7 +99,7 @@ export function createLeanGrpc(core: LeanCore) {
         }
       });
       stream.once("end", () => {
-        if (!refused) void serve(entry, req, res, Buffer.concat(chunks, size), responseCompression, started);
+        if (!refused) void serve(entry, req, res, joined(), responseCompression, started);
       });
       return true;
     },

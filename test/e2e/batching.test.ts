@@ -116,20 +116,23 @@ describe("backpressure and deadlines", () => {
     const grpc = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
     const connect = createClient(MLflow, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
     const lean = server.app.leanCalls();
-    const busy = grpc.predict({ value: slow(3000) });
+    const busy = grpc.predict({ value: slow(4000) }); // ~0.5 s here: longer than the two calls below
     await new Promise((r) => setTimeout(r, 50)); // let it reach the worker
     const ran = server.app.core.batchStats("slow").requests;
+    let abortedAt = 0;
     for (const client of [grpc, connect]) {
       const abort = new AbortController();
       const call = client.predict({ value: slow(10) }, { signal: abort.signal }).then(
         () => assert.fail("answered despite the abort"),
         (e: unknown) => ConnectError.from(e),
       );
-      await new Promise((r) => setTimeout(r, 50)); // queued behind the busy run
+      await new Promise((r) => setTimeout(r, 25)); // queued behind the busy run
       abort.abort();
+      abortedAt = performance.now();
       assert.equal((await call).code, Code.Canceled);
     }
-    await busy;
+    const busyAnswered = await busy.then(() => performance.now());
+    assert.ok(busyAnswered > abortedAt, "the busy run outlasted both calls (else the test proves nothing)");
     assert.equal(server.app.core.batchStats("slow").requests - ran, 0, "neither ran after the busy one");
     assert.equal(server.app.leanCalls() - lean, 3, "all three took the lean path");
   });
