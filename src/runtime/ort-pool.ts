@@ -60,8 +60,11 @@ const MAX_RESPAWN_DELAY_MS = 30_000;
 
 /**
  * Creates the pool. A small pool of our own rather than piscina: a model must be
- * loaded into every worker (piscina has no broadcast), and a crashed worker must be
- * replaced with the models it held.
+ * loaded into every worker (piscina has no broadcast), a crashed worker must be
+ * replaced with the models it held, and runs are sent to workers as they come instead
+ * of waiting in the main thread. Measured here (MLP, 2 workers, 2026-11-28): the same
+ * round trip as piscina 5.3 at one run at a time (~155-195 us) and batch-32 rows/s,
+ * 1.4-1.6x its batch-1 runs/s with 64 runs in flight.
  */
 export function createOrtPool(options: OrtPoolOptions): OrtPool {
   let nextId = 1;
