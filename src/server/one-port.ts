@@ -85,7 +85,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
   });
   h1.keepAliveTimeout = options.keepAliveTimeoutMs;
   h1.requestTimeout = options.requestTimeoutMs;
-  const h2 = http2.createServer(h2Handler);
+  const h2 = http2.createServer({ settings: H2_SETTINGS }, h2Handler);
   const sessions = trackSessions(h2, options.idleTimeoutMs);
   h2.on("stream", (stream) => {
     streams.add(stream);
@@ -145,10 +145,21 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
  * The server's open HTTP/2 sessions, for close() to send them GOAWAY. An idle session
  * gets a GOAWAY too (streams in flight still finish); gRPC clients reconnect when they need to.
  */
+/**
+ * HTTP/2 flow-control windows. HTTP/2's defaults (64 KiB per stream and per
+ * connection) let a client have only 64 KiB of request bodies in flight: 64 streams of
+ * 3 KiB tensors waited for window updates (p99 50 ms here, 21 ms with these), and a
+ * large tensor crosses a long link at 64 KiB per round trip. gRPC servers in Go and
+ * Java open their windows by bandwidth-delay estimates; fixed larger ones do here.
+ */
+const H2_SETTINGS: http2.Settings = { initialWindowSize: 1 << 20 };
+const CONNECTION_WINDOW_BYTES = 16 << 20;
+
 function trackSessions(server: http2.Http2Server | http2.Http2SecureServer, idleTimeoutMs: number): Set<http2.ServerHttp2Session> {
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session: http2.ServerHttp2Session) => {
     session.setTimeout(idleTimeoutMs, () => session.close());
+    session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
   });
@@ -164,7 +175,7 @@ function createTlsServer(handler: (req: http2.Http2ServerRequest, res: http2.Htt
   let closing = false;
   // HTTP/1.1 calls in flight per socket: an idle keep-alive socket must not hold shutdown.
   const h1InFlight = new Map<net.Socket, number>();
-  const server = http2.createSecureServer({ cert: options.tls!.cert, key: options.tls!.key, allowHTTP1: true }, (req, res) => {
+  const server = http2.createSecureServer({ cert: options.tls!.cert, key: options.tls!.key, allowHTTP1: true, settings: H2_SETTINGS }, (req, res) => {
     if (!("stream" in req)) {
       const socket = (req as unknown as http.IncomingMessage).socket;
       h1InFlight.set(socket, (h1InFlight.get(socket) ?? 0) + 1);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import http2 from "node:http2";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -59,6 +60,20 @@ describe("MLflow/predict on the iris classifier", () => {
       });
     }
   }
+
+  it("opens HTTP/2 flow-control windows wider than the 64 KiB defaults (1 MiB per stream, 16 MiB per connection)", async () => {
+    const session = http2.connect(server.url);
+    try {
+      const settings = await new Promise<http2.Settings>((resolve) => session.once("remoteSettings", resolve));
+      assert.equal(settings.initialWindowSize, 1 << 20);
+      // The connection window grows by a WINDOW_UPDATE right after the settings (no event tells).
+      const until = Date.now() + 2000;
+      while ((session.state.remoteWindowSize ?? 0) < 16 << 20 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      assert.ok((session.state.remoteWindowSize ?? 0) >= 16 << 20, `connection window ${session.state.remoteWindowSize}`);
+    } finally {
+      session.destroy();
+    }
+  });
 
   it("answers a Connect JSON POST from fetch", async () => {
     const res = await fetch(`${server.url}/MLflow/predict`, {
