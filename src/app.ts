@@ -158,8 +158,9 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
         recordCall({ protocol, method, code, seconds, model, log: logsCalls() ? fastify.log.child({ reqId: `lean-${leanCalls}` }) : undefined });
       },
     });
-    // A call without the token goes the full way, where the auth hook answers it.
-    intercept.handle = (req, res) => (!tokenCheck || tokenCheck(req.headers.authorization)) && lean.handle(req, res);
+    // A call without the token goes the full way, where the auth hook answers it; so
+    // does every call once shutdown began (Fastify answers 503 and closes keep-alive connections).
+    intercept.handle = (req, res) => !core.shuttingDown() && (!tokenCheck || tokenCheck(req.headers.authorization)) && lean.handle(req, res);
   }
   await fastify.register(mlflowRestRoutes, {
     core,

@@ -240,7 +240,8 @@ export function createBatcher(
         // Only a request left waiting needs watching (an idle model ran it just now).
         if (left) return;
         watched = true;
-        if (request.deadline !== undefined) deadlineTimer = setTimeout(() => drop(pending, expired()), request.deadline - Date.now());
+        // setTimeout fires at once beyond 2^31-1 ms: a deadline that far away needs no timer.
+        if (request.deadline !== undefined && request.deadline - Date.now() <= 2 ** 31 - 1) deadlineTimer = setTimeout(() => drop(pending, expired()), request.deadline - Date.now());
         request.signal?.addEventListener("abort", onAbort, { once: true });
       });
     },

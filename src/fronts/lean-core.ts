@@ -84,6 +84,9 @@ function toHeaders(headers: http.IncomingHttpHeaders): Headers {
   return out;
 }
 
+/** setTimeout fires at once for longer delays: a deadline that far away gets no timer. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** connect-es' Connect and gRPC handlers cap timeouts at maxTimeoutMs (default: no cap). */
 export const MAX_TIMEOUT_MS = Number.MAX_SAFE_INTEGER;
 
@@ -114,7 +117,7 @@ export function createLeanCore(services: readonly RegisteredService[], options: 
       const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
       if (timeoutMs !== undefined) {
         if (timeoutMs <= 0) controller.abort(timedOut());
-        else timer = setTimeout(() => controller.abort(timedOut()), timeoutMs);
+        else if (timeoutMs <= MAX_TIMER_MS) timer = setTimeout(() => controller.abort(timedOut()), timeoutMs);
       }
       const end = () => {
         clearTimeout(timer);

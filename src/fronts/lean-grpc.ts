@@ -2,7 +2,7 @@ import type http2 from "node:http2";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import { type Compression, compressionNegotiate } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { type LeanCore, type LeanMethod, MAX_TIMEOUT_MS } from "./lean-core.js";
+import { type LeanContext, type LeanCore, type LeanMethod, MAX_TIMEOUT_MS } from "./lean-core.js";
 import { encodeGrpcMessage } from "./wire-error-fixes.js";
 
 /**
@@ -25,10 +25,7 @@ export function createLeanGrpc(core: LeanCore) {
     else res.end();
   }
 
-  async function serve(entry: LeanMethod, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse, body: Buffer, responseCompression: Compression | null, started: number): Promise<void> {
-    const timeout = parseTimeout(typeof req.headers["grpc-timeout"] === "string" ? req.headers["grpc-timeout"] : null, MAX_TIMEOUT_MS);
-    const context = core.createContext(entry, "grpc", req, res, timeout.timeoutMs);
-    if (responseCompression) context.responseHeader.set("grpc-encoding", responseCompression.name);
+  async function serve(entry: LeanMethod, context: LeanContext, timeout: { error?: ConnectError }, res: http2.Http2ServerResponse, body: Buffer, responseCompression: Compression | null, started: number): Promise<void> {
     let error: ConnectError | undefined;
     try {
       if (timeout.error) throw timeout.error;
@@ -64,6 +61,10 @@ export function createLeanGrpc(core: LeanCore) {
       const responseCompression = compressionNegotiate(core.compressions, null, typeof accepted === "string" ? accepted : null, "grpc-accept-encoding").response;
       const stream = req.stream;
       const started = performance.now();
+      // As connect-es: the deadline runs from the request's headers, not from the end of its body.
+      const timeout = parseTimeout(typeof req.headers["grpc-timeout"] === "string" ? req.headers["grpc-timeout"] : null, MAX_TIMEOUT_MS);
+      const context = core.createContext(entry, "grpc", req, res, timeout.timeoutMs);
+      if (responseCompression) context.responseHeader.set("grpc-encoding", responseCompression.name);
       const chunks: Buffer[] = [];
       let size = 0;
       let refused = false;
@@ -75,8 +76,9 @@ export function createLeanGrpc(core: LeanCore) {
       const refuse = (error: ConnectError) => {
         refused = true;
         chunks.length = 0;
-        core.report("grpc", entry, error, started);
-        respond(res, undefined, error);
+        context.end();
+        core.report("grpc", entry, error, started, context);
+        respond(res, undefined, error, context);
       };
       // The chunks so far as one buffer (most requests come in one chunk: no copy).
       const joined = (): Buffer => {
@@ -99,7 +101,7 @@ export function createLeanGrpc(core: LeanCore) {
         }
       });
       stream.once("end", () => {
-        if (!refused) void serve(entry, req, res, joined(), responseCompression, started);
+        if (!refused) void serve(entry, context, timeout, res, joined(), responseCompression, started);
       });
       return true;
     },

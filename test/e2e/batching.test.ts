@@ -112,6 +112,17 @@ describe("backpressure and deadlines", () => {
     assert.equal(server.app.core.batchStats("slow").requests - ran, 1, "only the queued request ran after the busy one");
   });
 
+  it("treats a deadline beyond setTimeout's range as far away, not as passed, while queued", async () => {
+    const grpc = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
+    const connect = createClient(MLflow, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
+    const busy = grpc.predict({ value: slow(2000) });
+    await new Promise((r) => setTimeout(r, 20)); // let it reach the worker
+    // Over 2^31-1 ms, a timer would fire after 1 ms: these wait longer than that behind the busy run.
+    const far = { headers: { "grpc-timeout": "99999999S", "connect-timeout-ms": "9999999999" } };
+    const answers = await Promise.all([grpc.predict({ value: slow(10) }, far), connect.predict({ value: slow(10) }, far), busy]);
+    assert.equal(answers.length, 3);
+  });
+
   it("removes a caller that goes away while queued before it runs, on the lean gRPC and Connect paths", async () => {
     const grpc = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
     const connect = createClient(MLflow, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));

@@ -37,18 +37,21 @@ interface Answer {
   body: string;
   grpcStatus: string | undefined;
   grpcMessage: string | undefined;
+  grpcEncoding: string | undefined;
 }
 
-function call(url: string, path: string, body: Buffer, headers: Record<string, string> = {}): Promise<Answer> {
+/** A gRPC call; the body is sent `delayMs` after the headers. */
+function call(url: string, path: string, body: Buffer, headers: Record<string, string> = {}, delayMs = 0): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(url);
     session.on("error", reject);
     const req = session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", ...headers });
-    const answer: Answer = { status: undefined, contentType: undefined, body: "", grpcStatus: undefined, grpcMessage: undefined };
+    const answer: Answer = { status: undefined, contentType: undefined, body: "", grpcStatus: undefined, grpcMessage: undefined, grpcEncoding: undefined };
     const chunks: Buffer[] = [];
     req.on("response", (h) => {
       answer.status = h[":status"];
       answer.contentType = h["content-type"];
+      answer.grpcEncoding = h["grpc-encoding"] as string | undefined;
       // A trailers-only answer carries the status in the headers.
       answer.grpcStatus ??= h["grpc-status"] as string | undefined;
       answer.grpcMessage ??= h["grpc-message"] as string | undefined;
@@ -67,7 +70,8 @@ function call(url: string, path: string, body: Buffer, headers: Record<string, s
       resolve(answer);
     });
     req.on("error", reject);
-    req.end(body);
+    if (delayMs > 0) setTimeout(() => req.end(body), delayMs);
+    else req.end(body);
   });
 }
 
@@ -98,6 +102,8 @@ const CASES: Array<[string, string, Buffer, Record<string, string>?]> = [
   ["an incomplete envelope", "/MLflow/predict", frame(Buffer.from([0x0a, 0x00])).subarray(0, 6)],
   ["two messages", "/MLflow/predict", Buffer.concat([encode(InputSchema, { value: "{}" }), encode(InputSchema, { value: "{}" })])],
   ["over the size limit", "/MLflow/predict", encode(InputSchema, { value: "x".repeat(MAX_MESSAGE_BYTES + 10) })],
+  ["over the size limit, from a client that accepts gzip", "/MLflow/predict", encode(InputSchema, { value: "x".repeat(MAX_MESSAGE_BYTES + 10) }), { "grpc-accept-encoding": "identity,deflate,gzip" }],
+  ["two messages, from a client that accepts gzip", "/MLflow/predict", Buffer.concat([encode(InputSchema, { value: "{}" }), encode(InputSchema, { value: "{}" })]), { "grpc-accept-encoding": "gzip" }],
   ["a malformed grpc-timeout", "/MLflow/predict", encode(InputSchema, { value: "{}" }), { "grpc-timeout": "soon" }],
   ["an unknown method", "/MLflow/train", encode(InputSchema, { value: "{}" })],
 ];
@@ -195,9 +201,12 @@ describe("the lean unary path answers exactly what connect-es answers", () => {
 
   for (const [what, path, body, headers] of CASES) {
     it(what, async () => {
+      const before = lean.app.leanCalls();
       const [a, b] = await Promise.all([call(lean.url, path, body, headers), call(full.url, path, body, headers)]);
       assert.deepEqual(a, b);
-      if (!what.includes("unknown method")) assert.ok(a.grpcStatus !== undefined, "a gRPC answer");
+      if (what.includes("unknown method")) return;
+      assert.ok(a.grpcStatus !== undefined, "a gRPC answer");
+      assert.equal(lean.app.leanCalls() - before, 1, "answered on the lean path");
     });
   }
 
@@ -221,6 +230,14 @@ describe("the lean unary path answers exactly what connect-es answers", () => {
     }
   });
 
+  it("runs the deadline from the request's headers, not from the end of its body", async () => {
+    const body = encode(InputSchema, { value: JSON.stringify({ inputs: iris.rows }) });
+    const headers = { "grpc-timeout": "200m" };
+    const [a, b] = await Promise.all([call(lean.url, "/MLflow/predict", body, headers, 400), call(full.url, "/MLflow/predict", body, headers, 400)]);
+    assert.deepEqual(a, b);
+    assert.equal(a.grpcStatus, "4", "DEADLINE_EXCEEDED");
+  });
+
   it("compresses answers as connect-es does when the client accepts gzip", async () => {
     const rows = Array.from({ length: 200 }, (_, i) => iris.rows[i % iris.rows.length]!).flat(); // an answer over 1 KiB
     const body = encode(PredictRequestSchema, { modelName: "iris", inputs: { input: { dtype: DataType.FLOAT32, shape: [BigInt(rows.length / 4), 4n], rawData: new Uint8Array(new Float32Array(rows).buffer) } } });
@@ -241,6 +258,21 @@ describe("the lean unary path answers exactly what connect-es answers", () => {
       });
     }
   }
+
+  it("leaves every call to the full path once shutdown began", async () => {
+    const closing = await startServer([IRIS]);
+    try {
+      closing.app.core.beginShutdown(); // what the preClose hook does: Fastify then answers 503 and closes keep-alive connections
+      const before = closing.app.leanCalls();
+      const a = await connectCall(closing.url, "/MLflow/predict", JSON.stringify({ value: JSON.stringify({ inputs: iris.rows }) }), json, 1);
+      const b = await call(closing.url, "/MLflow/predict", encode(InputSchema, { value: JSON.stringify({ inputs: iris.rows }) }));
+      assert.equal(a.status, 200);
+      assert.equal(b.grpcStatus, "0");
+      assert.equal(closing.app.leanCalls() - before, 0);
+    } finally {
+      await closing.close();
+    }
+  });
 
   it("really takes the lean path when on, and never when off", async () => {
     const before = [lean.app.leanCalls(), full.app.leanCalls()];

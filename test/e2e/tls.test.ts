@@ -82,7 +82,7 @@ describe("TLS on the one port (ALPN h2 and http/1.1)", { skip }, () => {
     assert.equal(server.app.leanCalls() - before, 2);
     // The lean gRPC adapter needs HTTP/2: over HTTP/1.1 the full path answers, and the server goes on.
     const { stdout } = await exec("curl", ["-sS", "--http1.1", "--cacert", caPath, "-o", "/dev/null", "-w", "%{http_code}", "-H", "content-type: application/grpc", "--data-binary", "@/dev/null", `${url}/MLflow/predict`]);
-    assert.match(stdout, /^[1-5]\d\d$/, "an HTTP answer");
+    assert.equal(stdout, "200", "connect-es' gRPC handler answers (its status in trailers)");
     const again = await exec("curl", ["-sS", "--cacert", caPath, "-H", "content-type: application/json", "-d", '{"value": "HELLO WORLD"}', `${url}/MLflow/predict`]);
     assert.deepEqual(JSON.parse(again.stdout), { value: "greeting" });
   });
