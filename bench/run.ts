@@ -233,7 +233,7 @@ function writeReport(rows: Row[], limit: Record<string, { b1: number; b32: numbe
     "# Benchmarks",
     "",
     `Measured by \`npm run bench\` in one run on ${new Date().toISOString().slice(0, 10)}: ${machine}.`,
-    `Each load ran ${SECONDS} s after 1 s of warm-up; gRPC with h2load (one connection, N concurrent streams), Connect JSON with autocannon (16 connections).`,
+    `Each load ran ${SECONDS} s after 1 s of warm-up; gRPC with h2load (one connection, N concurrent streams), Connect JSON with autocannon (16 connections; it reports latency in whole milliseconds).`,
     "The failed column counts requests h2load reports failed or errored and 4xx/5xx answers (h2load cannot read grpc-status trailers, so before the runs the server and the peer must give the same predictions, and the functional tests check statuses).",
     "The server runs 2 workers (one per core) with dynamic batching (max 32 rows, 1 ms delay only while busy); gRPC and Connect unary calls take the lean path unless the row says \"no lean path\" (--no-fast-path).",
     "",
