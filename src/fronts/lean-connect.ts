@@ -25,13 +25,17 @@ export function createLeanConnect(core: LeanCore) {
       const context = core.createContext(entry, "connect", req, res, timeout.timeoutMs);
       context.responseHeader.set("content-type", binaryType(type.binary));
 
+      // Read even when the call fails first, so that an HTTP/2 stream never stalls on an unread body.
+      const request = readBody(req, readMaxBytes);
+      request.catch(() => undefined);
+
       const answer = async (): Promise<void> => {
         let status = 200;
         let body: Uint8Array;
         let error: ConnectError | undefined;
         try {
           if (timeout.error) throw timeout.error;
-          body = await core.invoke(entry, context, type.binary, await readBody(req, readMaxBytes));
+          body = await core.invoke(entry, context, type.binary, await request);
         } catch (e) {
           error = core.toConnectError(e, entry);
           status = codeToHttpStatus(error.code);

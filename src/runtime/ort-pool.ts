@@ -57,7 +57,6 @@ const CLOSE_TIMEOUT_MS = 60_000;
 /** Longest wait before replacing a crash-looping worker. */
 const MAX_RESPAWN_DELAY_MS = 30_000;
 
-
 /**
  * Creates the pool. A small pool of our own rather than piscina: a model must be
  * loaded into every worker (piscina has no broadcast), a crashed worker must be

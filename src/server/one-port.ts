@@ -21,8 +21,9 @@ export interface OnePortOptions {
   /** How long a new connection may take to send its first bytes, and an HTTP/2 session may stay idle. */
   idleTimeoutMs: number;
   /**
-   * Gets every HTTP/2 request first and returns true for one it answers itself (the
-   * lean unary path); read at each request, so it may be set after the server exists.
+   * Gets every request first (HTTP/2 and HTTP/1.1) and returns true for one it answers
+   * itself (the lean unary path); read at each request, so it may be set after the
+   * server exists.
    */
   intercept?: { handle?: InterceptHandler };
   /** PEM certificate and key: serve TLS, with ALPN choosing h2 or http/1.1 on the same port. */
@@ -142,10 +143,6 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
 }
 
 /**
- * The server's open HTTP/2 sessions, for close() to send them GOAWAY. An idle session
- * gets a GOAWAY too (streams in flight still finish); gRPC clients reconnect when they need to.
- */
-/**
  * HTTP/2 flow-control windows. HTTP/2's defaults (64 KiB per stream and per
  * connection) let a client have only 64 KiB of request bodies in flight: 64 streams of
  * 3 KiB tensors waited for window updates (p99 50 ms here, 21 ms with these), and a
@@ -155,6 +152,10 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
 const H2_SETTINGS: http2.Settings = { initialWindowSize: 1 << 20 };
 const CONNECTION_WINDOW_BYTES = 16 << 20;
 
+/**
+ * The server's open HTTP/2 sessions, for close() to send them GOAWAY. An idle session
+ * gets a GOAWAY too (streams in flight still finish); gRPC clients reconnect when they need to.
+ */
 function trackSessions(server: http2.Http2Server | http2.Http2SecureServer, idleTimeoutMs: number): Set<http2.ServerHttp2Session> {
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session: http2.ServerHttp2Session) => {
