@@ -25,4 +25,19 @@ describe("createOrtPool()", () => {
       await pool.close();
     }
   });
+
+  it("warms a model up on every worker without taking the caller's buffers, and reports a run that fails", async () => {
+    const pool = createOrtPool({ workers: 2, settings: { intraOpNumThreads: 1, interOpNumThreads: 1 } });
+    try {
+      await pool.load("iris", `${IRIS}/model.onnx`);
+      const inputs = input();
+      await pool.warmUp("iris", inputs); // sent to both workers: transferring would detach it after the first
+      assert.equal(inputs.input.data.byteLength, 16, "still the caller's");
+      await assert.rejects(pool.warmUp("iris", { input: { dtype: "float32", shape: [1, 3], data: new Float32Array(3) } }), /input|dimension|shape/i);
+      const outputs = await pool.run("iris", inputs);
+      assert.deepEqual([...(outputs.label!.data as BigInt64Array)].map(Number), [reference.iris.label[0]]);
+    } finally {
+      await pool.close();
+    }
+  });
 });

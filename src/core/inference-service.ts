@@ -85,18 +85,24 @@ function toGraphInfo(model: string, where: "input" | "output", info: GraphValueI
 /**
  * The model's source, without its input example when that does not fit the model
  * (then inputExampleProblem says why): MLflow serves such a model, and GetModel,
- * ListModels and the web demo must not fail over it.
+ * ListModels and the web demo must not fail over it. A fitting example comes back as
+ * graph inputs too, to warm the model up with.
  */
-function checkInputExample(model: ServedModel): MlflowModel {
+function checkInputExample(model: ServedModel): { source: MlflowModel; inputs?: Record<string, Tensor> } {
   const example = model.source.inputExample;
-  if (!example) return model.source;
+  if (!example) return { source: model.source };
   try {
-    bindScoringInput(model, parseScoringRequest(example).input);
-    return model.source;
+    const inputs = bindScoringInput(model, parseScoringRequest(example).input);
+    validateInputs(model, inputs);
+    return { source: model.source, inputs };
   } catch (error) {
-    const { inputExample: _dropped, ...rest } = model.source;
-    return { ...rest, inputExampleProblem: `the input example of model "${model.name}" does not fit it: ${(error as Error).message}` };
+    return { source: withoutInputExample(model.source, `does not fit it: ${(error as Error).message}`) };
   }
+}
+
+function withoutInputExample(source: MlflowModel, problem: string): MlflowModel {
+  const { inputExample: _dropped, ...rest } = source;
+  return { ...rest, inputExampleProblem: `the input example of model "${source.name}" ${problem}` };
 }
 
 /** Creates the inference core over a worker pool. */
@@ -146,7 +152,18 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
           schemaKind: kind,
           inputSpecs: specs,
         };
-        model.source = checkInputExample(model);
+        const example = checkInputExample(model);
+        model.source = example.source;
+        // Warmed up before it serves: the first run of each session is the slow one.
+        if (example.inputs) {
+          const warming = performance.now();
+          try {
+            await deps.pool.warmUp(runtimeId, example.inputs);
+            observer.warmedUp(model.name, (performance.now() - warming) / 1000);
+          } catch (error) {
+            model.source = withoutInputExample(model.source, `fails to run: ${(error as Error).message}`);
+          }
+        }
       } catch (error) {
         void deps.pool.unload(runtimeId).catch(() => undefined);
         throw error;

@@ -11,7 +11,9 @@ export interface CoreObserver {
   queue(model: string, depth: number): void;
   /** A model (version) finished loading. */
   loaded(model: string, seconds: number): void;
+  /** A model (version) ran its input example once on every worker before serving. */
+  warmedUp(model: string, seconds: number): void;
 }
 
 /** An observer that records nothing. */
-export const NO_OBSERVER: CoreObserver = { inference() {}, batch() {}, queue() {}, loaded() {} };
+export const NO_OBSERVER: CoreObserver = { inference() {}, batch() {}, queue() {}, loaded() {}, warmedUp() {} };

@@ -26,6 +26,7 @@ export function createMetrics(): Metrics {
   const runSeconds = new Histogram({ name: "mlflow_connect_worker_busy_seconds", help: "Time a worker spent on one model run.", labelNames: ["model"], buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], ...labels });
   const queueDepth = new Gauge({ name: "mlflow_connect_queue_depth", help: "Requests waiting for a model run.", labelNames: ["model"], ...labels });
   const loadSeconds = new Gauge({ name: "mlflow_connect_model_load_seconds", help: "How long the served version of a model took to load.", labelNames: ["model"], ...labels });
+  const warmUpSeconds = new Gauge({ name: "mlflow_connect_model_warmup_seconds", help: "How long the served version of a model took to run its input example on every worker.", labelNames: ["model"], ...labels });
   return {
     registry,
     call(protocol, method, code, seconds, model = "") {
@@ -45,6 +46,9 @@ export function createMetrics(): Metrics {
     },
     loaded(model, seconds) {
       loadSeconds.set({ model }, seconds);
+    },
+    warmedUp(model, seconds) {
+      warmUpSeconds.set({ model }, seconds);
     },
   };
 }

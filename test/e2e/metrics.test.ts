@@ -8,14 +8,14 @@ import { MLflow } from "../../gen/mlflow_pb.js";
 import { ModelService } from "../../gen/mlflow/serving/v1/model_service_pb.js";
 import { DataType, TensorSchema } from "../../gen/mlflow/serving/v1/tensor_pb.js";
 import { reference } from "../helpers/reference.js";
-import { IRIS, type RunningServer, startServer } from "../helpers/server.js";
+import { IRIS, type RunningServer, SLOW, startServer } from "../helpers/server.js";
 
 const { iris } = reference;
 
 describe("GET /metrics", () => {
   let server: RunningServer;
   before(async () => {
-    server = await startServer([IRIS]);
+    server = await startServer([IRIS, SLOW]); // slow has no input example
   });
   after(() => server.close());
 
@@ -56,6 +56,10 @@ describe("GET /metrics", () => {
     assert.ok(families.mlflow_connect_queue_depth!.metrics.some((m) => m.labels?.model === "iris"));
     assert.ok(Number(families.mlflow_connect_model_load_seconds!.metrics.find((m) => m.labels?.model === "iris")?.value) > 0);
     assert.ok(families.mlflow_connect_worker_busy_seconds);
+    // Warmed up with its input example before serving; a model without one is not.
+    const warmUp = (model: string) => families.mlflow_connect_model_warmup_seconds?.metrics.find((m) => m.labels?.model === model)?.value;
+    assert.ok(Number(warmUp("iris")) > 0);
+    assert.equal(warmUp("slow"), undefined);
     assert.ok(Number(families.mlflow_connect_process_resident_memory_bytes?.metrics[0]?.value) > 0, "Node process metrics");
   });
 });
