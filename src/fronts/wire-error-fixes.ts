@@ -7,7 +7,8 @@ import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/conn
  *
  * - A request body that is not valid protobuf is the client's mistake, but
  *   connect-es reports it as internal ("parse binary: ..."): it becomes
- *   invalid_argument (grpc-status 3, HTTP 400) on gRPC, gRPC-Web and Connect.
+ *   invalid_argument (grpc-status 3, HTTP 400) on gRPC, gRPC-Web and Connect
+ *   (unary, and the end of a Connect stream).
  * - connect-es percent-encodes grpc-message with encodeURIComponent, and
  *   @grpc/grpc-js decodes it with decodeURI, so its users would read "%3A" for ":".
  *   The gRPC spec asks to encode only bytes outside 0x20-0x7E and "%"; doing just
@@ -74,6 +75,24 @@ async function* fixGrpcWebTrailer(body: AsyncIterable<Uint8Array>): AsyncIterabl
   }
 }
 
+/** A Connect stream ends with an envelope flagged 0x02 holding {"error": {"code", "message"}} (or no error). */
+async function* fixConnectEndStream(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  for await (const chunk of body) {
+    const isEndStream = chunk.length >= 5 && (chunk[0]! & 0x02) === 0x02 && (chunk[0]! & 0x01) === 0;
+    const end = isEndStream ? (JSON.parse(new TextDecoder().decode(chunk.subarray(5))) as { error?: { code?: string; message?: string } }) : undefined;
+    if (end?.error?.code !== "internal" || !end.error.message?.startsWith(PARSE_ERROR)) {
+      yield chunk;
+      continue;
+    }
+    const fixed = new TextEncoder().encode(JSON.stringify({ ...end, error: { ...end.error, code: "invalid_argument" } }));
+    const envelope = new Uint8Array(5 + fixed.length);
+    envelope[0] = chunk[0]!;
+    new DataView(envelope.buffer).setUint32(1, fixed.length);
+    envelope.set(fixed, 5);
+    yield envelope;
+  }
+}
+
 async function readAll(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of body) chunks.push(chunk);
@@ -85,6 +104,7 @@ async function fixResponse(res: UniversalServerResponse): Promise<UniversalServe
   const body = res.body;
   if (body === undefined || !(Symbol.asyncIterator in body)) return res;
   if (contentType.startsWith("application/grpc-web")) return { ...res, body: fixGrpcWebTrailer(body) };
+  if (contentType.startsWith("application/connect+")) return { ...res, body: fixConnectEndStream(body) };
   if (contentType.startsWith("application/grpc")) {
     fixGrpcStatus(res.header);
     return { ...res, body: fixGrpcTrailerAfter(body, res.trailer) };

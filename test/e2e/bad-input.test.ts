@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import http2 from "node:http2";
 import { after, before, describe, it } from "node:test";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -136,6 +137,30 @@ describe("bad input on every protocol", () => {
     }
   });
 
+  it("ends a Connect stream whose message is not protobuf with invalid_argument", async () => {
+    for (const bytes of NOT_PROTOBUF) {
+      const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, bytes.length]), bytes]);
+      // A bidi stream: HTTP/2.
+      const session = http2.connect(server.url);
+      const { status, body } = await new Promise<{ status: number | undefined; body: Buffer }>((resolve, reject) => {
+        const req = session.request({ ":method": "POST", ":path": "/mlflow.serving.v1.ModelService/PredictStream", "content-type": "application/connect+proto" });
+        const chunks: Buffer[] = [];
+        let answered: number | undefined;
+        req.on("response", (h) => (answered = h[":status"]));
+        req.on("data", (c: Buffer) => chunks.push(c));
+        req.on("end", () => resolve({ status: answered, body: Buffer.concat(chunks) }));
+        req.on("error", reject);
+        req.end(frame);
+      }).finally(() => session.destroy());
+      assert.equal(status, 200, "Connect streams carry errors in their end message");
+      const last = body.subarray(findEndStream(body));
+      assert.equal(last[0], 0x02, "an end-stream message");
+      const end = JSON.parse(last.subarray(5).toString()) as { error: { code: string; message: string } };
+      assert.equal(end.error.code, "invalid_argument");
+      assert.match(end.error.message, /^parse binary: /);
+    }
+  });
+
   it("refuses a message over the size limit with resource_exhausted on every protocol", async () => {
     const big = JSON.stringify({ inputs: Array.from({ length: 4000 }, () => [5.1, 3.5, 1.4, 0.2]) });
     assert.ok(big.length > MAX_MESSAGE_BYTES);
@@ -164,3 +189,13 @@ describe("bad input on every protocol", () => {
     }
   });
 });
+
+/** Where the end-stream envelope (flag 0x02) of a Connect stream body starts. */
+function findEndStream(body: Buffer): number {
+  let at = 0;
+  while (at + 5 <= body.length) {
+    if (body[at] === 0x02) return at;
+    at += 5 + body.readUInt32BE(at + 1);
+  }
+  return body.length;
+}
