@@ -111,7 +111,16 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
       // http2 reads the unshifted bytes off the socket's buffer by itself; the
       // HTTP/1.1 server listens for "data", so the paused socket must flow again.
       if (isH2) {
+        let session: http2.ServerHttp2Session | undefined;
+        const created = (s: http2.ServerHttp2Session): void => {
+          session = s;
+        };
+        h2.once("session", created); // emitted while the connection is handed over
         h2.emit("connection", socket);
+        h2.off("session", created);
+        // Accepted before close() but identified after it: GOAWAY at once, as close()
+        // gave the others (streams it refuses are safe for the client to retry).
+        if (closing) session?.close();
       } else {
         h1.emit("connection", socket);
         socket.resume();
