@@ -79,7 +79,7 @@ async function* fixGrpcWebTrailer(body: AsyncIterable<Uint8Array>): AsyncIterabl
 async function* fixConnectEndStream(body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
   for await (const chunk of body) {
     const isEndStream = chunk.length >= 5 && (chunk[0]! & 0x02) === 0x02 && (chunk[0]! & 0x01) === 0;
-    const end = isEndStream ? (JSON.parse(new TextDecoder().decode(chunk.subarray(5))) as { error?: { code?: string; message?: string } }) : undefined;
+    const end = isEndStream ? parseEndStream(chunk.subarray(5)) : undefined;
     if (end?.error?.code !== "internal" || !end.error.message?.startsWith(PARSE_ERROR)) {
       yield chunk;
       continue;
@@ -90,6 +90,14 @@ async function* fixConnectEndStream(body: AsyncIterable<Uint8Array>): AsyncItera
     new DataView(envelope.buffer).setUint32(1, fixed.length);
     envelope.set(fixed, 5);
     yield envelope;
+  }
+}
+
+function parseEndStream(bytes: Uint8Array): { error?: { code?: string; message?: string } } | undefined {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes)) as { error?: { code?: string; message?: string } };
+  } catch {
+    return undefined; // not ours to judge: passed on as it is
   }
 }
 
