@@ -1,7 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { compressionNegotiate } from "@connectrpc/connect/protocol";
 import { codeToHttpStatus, errorToJsonBytes, parseContentType, parseTimeout, trailerMux } from "@connectrpc/connect/protocol-connect";
-import { type LeanCore, type LeanMethod, type LeanRequest, type LeanResponse, MAX_TIMEOUT_MS } from "./lean-core.js";
+import { type LeanCore, type LeanMethod, type LeanRequest, type LeanResponse, MAX_TIMEOUT_MS, headerValue } from "./lean-core.js";
 
 /**
  * Connect unary POSTs (protobuf or JSON, identity request encoding, HTTP/1.1 or
@@ -19,8 +18,7 @@ export function createLeanConnect(core: LeanCore) {
       const encoding = req.headers["content-encoding"];
       if (encoding !== undefined && encoding !== "identity") return false;
       const started = performance.now();
-      const accepted = req.headers["accept-encoding"];
-      const responseCompression = compressionNegotiate(core.compressions, null, typeof accepted === "string" ? accepted : null, "accept-encoding").response;
+      const responseCompression = core.responseCompression(req.headers["accept-encoding"], "accept-encoding");
       const timeout = parseTimeout(headerValue(req.headers["connect-timeout-ms"]), MAX_TIMEOUT_MS);
       const context = core.createContext(entry, "connect", req, res, timeout.timeoutMs);
       context.responseHeader.set("content-type", binaryType(type.binary));
@@ -63,10 +61,6 @@ export function createLeanConnect(core: LeanCore) {
 }
 
 const binaryType = (binary: boolean) => (binary ? "application/proto" : "application/json");
-
-function headerValue(value: string | string[] | undefined): string | null {
-  return typeof value === "string" ? value : null;
-}
 
 /**
  * The whole request body, refused with connect-es' errors once it is larger than

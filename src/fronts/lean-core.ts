@@ -3,7 +3,7 @@ import type http2 from "node:http2";
 import { type DescMessage, type DescMethod, type DescService, create, isMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, createContextValues } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import { type Compression, type MethodSerializationLookup, createMethodSerializationLookup } from "@connectrpc/connect/protocol";
+import { type Compression, type MethodSerializationLookup, compressionNegotiate, createMethodSerializationLookup } from "@connectrpc/connect/protocol";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
 import { kModel } from "./call-info.js";
 
@@ -51,8 +51,11 @@ export interface LeanMethod {
 /** What the gRPC and Connect adapters share: how a call is set up, run and reported. */
 export interface LeanCore {
   options: LeanUnaryOptions;
-  /** What connect-fastify accepts, in its order, so Accept-Encoding gets the same answer. */
-  compressions: Compression[];
+  /**
+   * How to compress the answer, for the client's (grpc-)accept-encoding header: what
+   * connect-fastify accepts, in its order, so the header gets the same answer.
+   */
+  responseCompression(accepted: string | string[] | undefined, headerName: string): Compression | null;
   /** connect-es' default: smaller answers are not worth compressing. */
   compressMinBytes: number;
   /**
@@ -73,6 +76,11 @@ export interface LeanCore {
 /** Why a signal aborts: connect-es' reasons, without an AbortError DOMException (and its stack trace) per call. */
 const timedOut = () => new ConnectError("the operation timed out", Code.DeadlineExceeded);
 const CLIENT_GONE = new ConnectError("the client went away", Code.Canceled);
+
+/** A request header's value, as connect-es' parsers take it (a repeated header counts as absent). */
+export function headerValue(value: string | string[] | undefined): string | null {
+  return typeof value === "string" ? value : null;
+}
 
 /** Request headers as a Headers object, without HTTP/2 pseudo-headers. */
 function toHeaders(headers: http.IncomingHttpHeaders): Headers {
@@ -107,9 +115,10 @@ export function createLeanCore(services: readonly RegisteredService[], options: 
     }
   }
 
+  const compressions = [compressionGzip, compressionBrotli];
   const core: LeanCore = {
     options,
-    compressions: [compressionGzip, compressionBrotli],
+    responseCompression: (accepted, headerName) => compressionNegotiate(compressions, null, headerValue(accepted), headerName).response,
     compressMinBytes,
     createContext(entry, protocol, req, res, timeoutMs) {
       const controller = new AbortController();

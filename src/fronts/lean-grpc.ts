@@ -1,8 +1,8 @@
 import type http2 from "node:http2";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { type Compression, compressionNegotiate } from "@connectrpc/connect/protocol";
+import { type Compression, compressedFlag, encodeEnvelope } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { type LeanContext, type LeanCore, type LeanMethod, MAX_TIMEOUT_MS } from "./lean-core.js";
+import { type LeanContext, type LeanCore, type LeanMethod, MAX_TIMEOUT_MS, headerValue } from "./lean-core.js";
 import { encodeGrpcMessage } from "./wire-error-fixes.js";
 
 /**
@@ -29,16 +29,9 @@ export function createLeanGrpc(core: LeanCore) {
     let error: ConnectError | undefined;
     try {
       if (timeout.error) throw timeout.error;
-      let message = await core.invoke(entry, context, true, readSingleMessage(body, readMaxBytes));
-      let flags = 0;
-      if (responseCompression && message.byteLength >= core.compressMinBytes) {
-        message = await responseCompression.compress(message);
-        flags = 0x01;
-      }
-      const frame = new Uint8Array(5 + message.length);
-      frame[0] = flags;
-      new DataView(frame.buffer).setUint32(1, message.length);
-      frame.set(message, 5);
+      const message = await core.invoke(entry, context, true, readSingleMessage(body));
+      const compress = responseCompression !== null && message.byteLength >= core.compressMinBytes;
+      const frame = compress ? encodeEnvelope(compressedFlag, await responseCompression.compress(message)) : encodeEnvelope(0, message);
       core.report("grpc", entry, undefined, started, context);
       respond(res, frame, undefined, context);
     } catch (e) {
@@ -57,12 +50,11 @@ export function createLeanGrpc(core: LeanCore) {
       if (contentType !== "application/grpc" && contentType !== "application/grpc+proto") return false;
       const encoding = req.headers["grpc-encoding"];
       if (encoding !== undefined && encoding !== "identity") return false;
-      const accepted = req.headers["grpc-accept-encoding"];
-      const responseCompression = compressionNegotiate(core.compressions, null, typeof accepted === "string" ? accepted : null, "grpc-accept-encoding").response;
+      const responseCompression = core.responseCompression(req.headers["grpc-accept-encoding"], "grpc-accept-encoding");
       const stream = req.stream;
       const started = performance.now();
       // As connect-es: the deadline runs from the request's headers, not from the end of its body.
-      const timeout = parseTimeout(typeof req.headers["grpc-timeout"] === "string" ? req.headers["grpc-timeout"] : null, MAX_TIMEOUT_MS);
+      const timeout = parseTimeout(headerValue(req.headers["grpc-timeout"]), MAX_TIMEOUT_MS);
       const context = core.createContext(entry, "grpc", req, res, timeout.timeoutMs);
       if (responseCompression) context.responseHeader.set("grpc-encoding", responseCompression.name);
       const chunks: Buffer[] = [];
@@ -108,21 +100,15 @@ export function createLeanGrpc(core: LeanCore) {
   };
 }
 
-/** The one message of a unary request body, with connect-es' errors for anything else. */
-function readSingleMessage(body: Buffer, readMaxBytes: number): Uint8Array {
-  let at = 0;
-  let message: Uint8Array | undefined;
-  while (at < body.length) {
-    if (body.length - at < 5) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-    const flags = body[at]!;
-    const length = body.readUInt32BE(at + 1);
-    if (length > readMaxBytes) throw new ConnectError(`message size ${length} is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted);
-    if (body.length - at - 5 < length) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
-    if (message) throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
-    if ((flags & 0x01) === 0x01) throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
-    message = body.subarray(at + 5, at + 5 + length);
-    at += 5 + length;
-  }
-  if (!message) throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
-  return message;
+/**
+ * The one message of a unary request body, with connect-es' errors for what is wrong
+ * with it. An oversized or second envelope never gets here: handle() refuses those
+ * from their headers, as they arrive; so anything but exactly one envelope is one
+ * cut short (or the start of a second one's header).
+ */
+function readSingleMessage(body: Buffer): Uint8Array {
+  if (body.length === 0) throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
+  if (body.length < 5 || body.length !== 5 + body.readUInt32BE(1)) throw new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
+  if ((body[0]! & compressedFlag) === compressedFlag) throw new ConnectError("received compressed envelope, but do not know how to decompress", Code.Internal);
+  return body.subarray(5, 5 + body.readUInt32BE(1));
 }

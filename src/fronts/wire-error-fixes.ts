@@ -1,5 +1,5 @@
 import type { ConnectRouter } from "@connectrpc/connect";
-import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { type UniversalHandler, type UniversalServerResponse, encodeEnvelope } from "@connectrpc/connect/protocol";
 
 /**
  * Two corrections to what connect-es puts on the wire for errors, applied to every
@@ -66,12 +66,7 @@ async function* fixGrpcWebTrailer(body: AsyncIterable<Uint8Array>): AsyncIterabl
       yield chunk;
       continue;
     }
-    const fixed = new TextEncoder().encode(text.replace(`grpc-status: ${GRPC_INTERNAL}\r\n`, `grpc-status: ${GRPC_INVALID_ARGUMENT}\r\n`));
-    const envelope = new Uint8Array(5 + fixed.length);
-    envelope[0] = 0x80;
-    new DataView(envelope.buffer).setUint32(1, fixed.length);
-    envelope.set(fixed, 5);
-    yield envelope;
+    yield encodeEnvelope(0x80, new TextEncoder().encode(text.replace(`grpc-status: ${GRPC_INTERNAL}\r\n`, `grpc-status: ${GRPC_INVALID_ARGUMENT}\r\n`)));
   }
 }
 
@@ -84,12 +79,7 @@ async function* fixConnectEndStream(body: AsyncIterable<Uint8Array>): AsyncItera
       yield chunk;
       continue;
     }
-    const fixed = new TextEncoder().encode(JSON.stringify({ ...end, error: { ...end.error, code: "invalid_argument" } }));
-    const envelope = new Uint8Array(5 + fixed.length);
-    envelope[0] = chunk[0]!;
-    new DataView(envelope.buffer).setUint32(1, fixed.length);
-    envelope.set(fixed, 5);
-    yield envelope;
+    yield encodeEnvelope(chunk[0]!, new TextEncoder().encode(JSON.stringify({ ...end, error: { ...end.error, code: "invalid_argument" } })));
   }
 }
 

@@ -101,6 +101,7 @@ const CASES: Array<[string, string, Buffer, Record<string, string>?]> = [
   ["no message", "/MLflow/predict", Buffer.alloc(0)],
   ["an incomplete envelope", "/MLflow/predict", frame(Buffer.from([0x0a, 0x00])).subarray(0, 6)],
   ["two messages", "/MLflow/predict", Buffer.concat([encode(InputSchema, { value: "{}" }), encode(InputSchema, { value: "{}" })])],
+  ["a message and the first bytes of another", "/MLflow/predict", Buffer.concat([encode(InputSchema, { value: "{}" }), Buffer.from([0, 0])])],
   ["over the size limit", "/MLflow/predict", encode(InputSchema, { value: "x".repeat(MAX_MESSAGE_BYTES + 10) })],
   ["over the size limit, from a client that accepts gzip", "/MLflow/predict", encode(InputSchema, { value: "x".repeat(MAX_MESSAGE_BYTES + 10) }), { "grpc-accept-encoding": "identity,deflate,gzip" }],
   ["two messages, from a client that accepts gzip", "/MLflow/predict", Buffer.concat([encode(InputSchema, { value: "{}" }), encode(InputSchema, { value: "{}" })]), { "grpc-accept-encoding": "gzip" }],
