@@ -59,6 +59,9 @@ export function canBatch(inputs: readonly GraphTensorInfo[], outputs: readonly G
   return [...inputs, ...outputs].every((t) => t.shape.length >= 1 && t.shape[0] === -1);
 }
 
+/** setTimeout fires at once for longer delays: a deadline further away gets no timer. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Concatenates tensors of equal dtype and trailing shape along dim 0. */
 function concat(parts: Tensor[]): Tensor {
   if (parts.length === 1) return parts[0]!;
@@ -240,8 +243,7 @@ export function createBatcher(
         // Only a request left waiting needs watching (an idle model ran it just now).
         if (left) return;
         watched = true;
-        // setTimeout fires at once beyond 2^31-1 ms: a deadline that far away needs no timer.
-        if (request.deadline !== undefined && request.deadline - Date.now() <= 2 ** 31 - 1) deadlineTimer = setTimeout(() => drop(pending, expired()), request.deadline - Date.now());
+        if (request.deadline !== undefined && request.deadline - Date.now() <= MAX_TIMER_MS) deadlineTimer = setTimeout(() => drop(pending, expired()), request.deadline - Date.now());
         request.signal?.addEventListener("abort", onAbort, { once: true });
       });
     },

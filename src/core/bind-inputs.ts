@@ -109,9 +109,7 @@ export function bindTensors(model: ServedModel, tensors: Record<string, Tensor>)
       castTensor(name, t, spec.dtype); // refuses what MLflow refuses, e.g. float into a long column
       return tensorToJson({ ...t, shape: [t.data.length] }) as unknown[];
     });
-    const count = columns[0]!.length;
-    if (columns.some((c) => c.length !== count)) throw invalidInput("columns have different numbers of rows");
-    return bindColumns(model, names, Array.from({ length: count }, (_, r) => columns.map((c) => c[r])));
+    return bindColumns(model, names, columnsToRows(columns, "rows"));
   }
   const bound: Record<string, Tensor> = {};
   for (const name of names) {
@@ -121,6 +119,13 @@ export function bindTensors(model: ServedModel, tensors: Record<string, Tensor>)
     bound[name] = castTensor(name, t, g.dtype);
   }
   return bound;
+}
+
+/** Columns of equal length as rows, for bindColumns(). */
+function columnsToRows(columns: unknown[][], what: "rows" | "values"): unknown[][] {
+  const count = columns[0]!.length;
+  if (columns.some((c) => c.length !== count)) throw invalidInput(`columns have different numbers of ${what}`);
+  return Array.from({ length: count }, (_, r) => columns.map((c) => c[r]));
 }
 
 /**
@@ -150,9 +155,7 @@ export function bindScoringInput(model: ServedModel, input: ScoringInput): Recor
           const v = input.tensors[n];
           return Array.isArray(v) ? v : [v];
         });
-        const count = columns[0]!.length;
-        if (columns.some((c) => c.length !== count)) throw invalidInput("columns have different numbers of values");
-        return bindColumns(model, names, Array.from({ length: count }, (_, r) => columns.map((c) => c[r])));
+        return bindColumns(model, names, columnsToRows(columns, "values"));
       }
       const tensors: Record<string, Tensor> = {};
       for (const name of names) {

@@ -5,6 +5,7 @@ import { Code, ConnectError, type HandlerContext, createContextValues } from "@c
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { type Compression, type MethodSerializationLookup, compressionNegotiate, createMethodSerializationLookup } from "@connectrpc/connect/protocol";
 import { codeToString } from "@connectrpc/connect/protocol-connect";
+import { MAX_TIMER_MS } from "../core/batcher.js";
 import { kModel } from "./call-info.js";
 
 /** A service and the implementation object registered with the Connect router. */
@@ -91,9 +92,6 @@ function toHeaders(headers: http.IncomingHttpHeaders): Headers {
   }
   return out;
 }
-
-/** setTimeout fires at once for longer delays: a deadline that far away gets no timer. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** connect-es' Connect and gRPC handlers cap timeouts at maxTimeoutMs (default: no cap). */
 export const MAX_TIMEOUT_MS = Number.MAX_SAFE_INTEGER;
