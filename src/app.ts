@@ -38,6 +38,11 @@ function canResolve(module: string): boolean {
   }
 }
 
+/** Whether a listen address only takes connections from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^(::ffff:)?127\./.test(host);
+}
+
 /** A built server, models loaded, not yet listening. */
 export interface App {
   fastify: FastifyInstance;
@@ -176,6 +181,8 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     bodyLimit: config.maxMessageBytes,
     defaultDeadlineMs: config.defaultDeadlineMs,
     logError,
+    modelControlMode: config.modelControlMode,
+    corsOrigins: config.corsOrigins ?? [],
   });
   await fastify.register(webDemoStatic, { root: webDemoRoot });
 
@@ -191,8 +198,13 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     repository,
     pool,
     leanCalls: () => leanCalls,
-    listen: () =>
-      fastify.listen({
+    listen: async () => {
+      if (config.authToken === undefined && !isLoopback(config.host)) {
+        fastify.log.warn(
+          `listening on ${config.host} without --auth-token: anyone who can reach this port can run the models and read /metrics (set --auth-token or --auth-token-file)`,
+        );
+      }
+      return fastify.listen({
         host: config.host,
         port: config.port,
         // The one start-up line: where it listens and what it serves.
@@ -200,7 +212,8 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
           config.tls
             ? `mlflow-connect listening on ${address.replace(/^http:/, "https:")} (gRPC, gRPC-Web, Connect; TLS, ALPN h2 and http/1.1); ${names} ready`
             : `mlflow-connect listening on ${address} (gRPC, gRPC-Web, Connect; HTTP/1.1 and h2c); ${names} ready`,
-      }),
+      });
+    },
     close: () => fastify.close(),
   };
 }

@@ -7,7 +7,8 @@ import { basename } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { build } from "./app.js";
 import { DEFAULT_BATCHER_OPTIONS } from "./core/batcher.js";
-import { type ServerConfig, DEFAULT_DEADLINE_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_PORT, LOG_LEVELS, defaultWorkers } from "./config.js";
+import { type ServerConfig, DEFAULT_DEADLINE_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MODEL_CONTROL_MODE, DEFAULT_PORT, LOG_LEVELS, defaultWorkers } from "./config.js";
+import { MODEL_CONTROL_MODES } from "./fronts/oip/repository-guard.js";
 import { ConfigError, type ModelConfig, readConfigFile } from "./config-file.js";
 import { ModelLoadError } from "./mlflow/model-directory.js";
 
@@ -162,6 +163,11 @@ program
   )
   .addOption(new EnvOption("--no-fast-path", "answer gRPC and Connect unary calls through connect-es too, instead of the lean path"))
   .addOption(new EnvOption("--default-deadline-ms <ms>", "deadline of a request whose client set none").default(DEFAULT_DEADLINE_MS).argParser(integer(1, 86_400_000)))
+  .addOption(
+    new EnvOption("--model-control-mode <mode>", "explicit: clients may load and unload models through /v2/repository (as Triton's flag); none: only a restart changes them")
+      .choices(MODEL_CONTROL_MODES)
+      .default(DEFAULT_MODEL_CONTROL_MODE),
+  )
   .action(serve);
 
 

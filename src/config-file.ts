@@ -49,6 +49,7 @@ const schema = {
     corsOrigin: { type: "array", items: { type: "string" } },
     tlsCert: { type: "string" },
     tlsKey: { type: "string" },
+    modelControlMode: { enum: ["none", "explicit"] },
     models: {
       type: "array",
       items: {

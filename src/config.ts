@@ -1,5 +1,6 @@
 import { availableParallelism } from "node:os";
 import { type BatcherOptions, DEFAULT_BATCHER_OPTIONS } from "./core/batcher.js";
+import type { ModelControlMode } from "./fronts/oip/repository-guard.js";
 
 /** Port of the original mlflow-grpc wrapper, so its clients work unchanged. */
 export const DEFAULT_PORT = 50051;
@@ -10,6 +11,8 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_LOG_LEVEL = "info";
 export const DEFAULT_DEADLINE_MS = 60_000;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 20_000;
+/** Models change only with a restart unless asked: a repository API open to any caller is a way in. */
+export const DEFAULT_MODEL_CONTROL_MODE: ModelControlMode = "none";
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -47,6 +50,8 @@ export interface ServerConfig {
   corsOrigins?: string[];
   /** Batching settings per model name, over the server-wide ones (from a config file). */
   modelBatching?: Record<string, Partial<Omit<BatcherOptions, "concurrency">>>;
+  /** Whether clients may load and unload models through the repository API ("explicit") or not ("none"). Default none. */
+  modelControlMode: ModelControlMode;
 }
 
 /** Default worker count: one per core, each running its sessions with one intra-op thread. */
@@ -71,6 +76,7 @@ export function withDefaults(config: Partial<ServerConfig> & Pick<ServerConfig, 
     defaultDeadlineMs: DEFAULT_DEADLINE_MS,
     fastPath: true,
     drainTimeoutMs: DEFAULT_DRAIN_TIMEOUT_MS,
+    modelControlMode: DEFAULT_MODEL_CONTROL_MODE,
     ...config,
   };
 }

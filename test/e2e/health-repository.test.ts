@@ -81,7 +81,7 @@ describe("health and the model repository", () => {
   let repo: string;
   before(async () => {
     repo = makeRepository({ iris: IRIS, greeter: GREETER, tabular: TABULAR });
-    server = await startServer([repo], { workers: 2 });
+    server = await startServer([repo], { workers: 2, modelControlMode: "explicit" });
   });
   after(() => server?.close());
 

@@ -9,6 +9,7 @@ import { httpLimits } from "../call-limits.js";
 import { replyHttpError } from "../error-codes.js";
 import { fieldValues, shapeFromWire } from "../typed-fields.js";
 import { checkCount, inputDType, modelMetadata, selectOutputs } from "./convert.js";
+import { type ModelControlMode, createRepositoryGuard } from "./repository-guard.js";
 
 export interface OipRestOptions {
   core: InferenceService;
@@ -17,6 +18,10 @@ export interface OipRestOptions {
   bodyLimit: number;
   defaultDeadlineMs: number;
   logError: (error: unknown, message: string) => void;
+  /** Whether clients may load and unload models (repository-guard.ts). */
+  modelControlMode: ModelControlMode;
+  /** Origins whose pages may call the server (--cors-origin); others may not change the repository. */
+  corsOrigins: readonly string[];
 }
 
 interface InferRequestBody {
@@ -94,11 +99,13 @@ export async function oipRestRoutes(app: FastifyInstance, opts: OipRestOptions):
 
   // The repository extension, as Triton and MLServer serve it.
   app.post<{ Body: { ready?: boolean } | undefined }>("/v2/repository/index", async (req) => repository.index(req.body?.ready === true));
-  app.post<{ Params: ModelParams }>("/v2/repository/models/:name/load", async (req) => {
+  // Route-level onRequest: refused before a body is read.
+  const guarded = { onRequest: createRepositoryGuard(opts.modelControlMode, opts.corsOrigins) };
+  app.post<{ Params: ModelParams }>("/v2/repository/models/:name/load", guarded, async (req) => {
     await repository.load(req.params.name);
     return {};
   });
-  app.post<{ Params: ModelParams }>("/v2/repository/models/:name/unload", async (req) => {
+  app.post<{ Params: ModelParams }>("/v2/repository/models/:name/unload", guarded, async (req) => {
     await repository.unload(req.params.name);
     return {};
   });
