@@ -50,6 +50,8 @@ export interface App {
   repository: ModelRepository;
   /** The onnxruntime worker pool. */
   pool: OrtPool;
+  /** Every HTTP route the server registered (RPC paths included), as method and URL pattern. */
+  routes(): ReadonlyArray<{ method: string; url: string }>;
   /** Calls answered on the lean unary path so far. */
   leanCalls(): number;
   /** Listens on the configured host and port; resolves with the URL. */
@@ -104,6 +106,10 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
         intercept,
         tls: config.tls,
       }) as unknown as http.Server,
+  });
+  const routes: Array<{ method: string; url: string }> = [];
+  fastify.addHook("onRoute", (route) => {
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url });
   });
   // Health turns NOT_SERVING first, so balancers stop sending before the port closes.
   fastify.addHook("preClose", async () => core.beginShutdown());
@@ -197,6 +203,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     core,
     repository,
     pool,
+    routes: () => routes,
     leanCalls: () => leanCalls,
     listen: async () => {
       if (config.authToken === undefined && !isLoopback(config.host)) {
