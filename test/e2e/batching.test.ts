@@ -40,6 +40,7 @@ describe("dynamic batching under concurrent load", () => {
       assert.equal(result.status, "fulfilled", `call ${i}: ${String((result as PromiseRejectedResult).reason)}`);
       const { outputs } = (result as PromiseFulfilledResult<Awaited<(typeof calls)[number]["call"]>>).value;
       assert.deepEqual(outputs.label!.int64Data.map(Number), picks.map((p) => iris.label[p]!), `call ${i}`);
+      assert.equal(outputs.probabilities!.floatData.length, picks.length * 3, `call ${i}`);
       outputs.probabilities!.floatData.forEach((v, k) => assert.ok(Math.abs(v - iris.probabilities[picks[Math.floor(k / 3)]!]![k % 3]!) < PROBABILITY_TOLERANCE));
     });
     const stats = server.app.core.batchStats("iris");

@@ -23,6 +23,7 @@ function assertIrisPredictions(value: string): void {
   const { predictions } = JSON.parse(value) as { predictions: { label: number[]; probabilities: number[][] } };
   assert.deepEqual(predictions.label, iris.label);
   assert.equal(predictions.probabilities.length, iris.rows.length);
+  assert.deepEqual(predictions.probabilities.map((row) => row.length), iris.probabilities.map(() => 3));
   predictions.probabilities.forEach((row, i) =>
     row.forEach((p, j) => assert.ok(Math.abs(p - iris.probabilities[i]![j]!) < PROBABILITY_TOLERANCE, `row ${i} class ${j}: ${p} vs ${iris.probabilities[i]![j]}`)),
   );
