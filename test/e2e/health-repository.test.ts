@@ -106,7 +106,7 @@ describe("health and the model repository", () => {
     // A new model appears in the repository; its warm-up run keeps it loading for a while.
     slowToLoad(join(repo, "warming"));
     const load = fetch(`${server.url}/v2/repository/models/warming/load`, { method: "POST" });
-    await w.until(Status.NOT_SERVING);
+    await Promise.race([w.until(Status.NOT_SERVING), load.then(() => assert.fail(`the load answered first; statuses seen: ${w.seen}`))]);
     assert.equal(await settled(load), false, "NOT_SERVING was seen while the load ran");
     assert.equal((await load).status, 200);
     await w.until(Status.SERVING);
