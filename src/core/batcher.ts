@@ -126,6 +126,7 @@ export function createBatcher(
     const at = queue.indexOf(p);
     if (at < 0) return;
     queue.splice(at, 1);
+    observer.queue(queue.length);
     p.cleanup();
     p.reject(error);
     notifyIdle();
