@@ -42,3 +42,8 @@ export async function scrape(baseUrl: string, headers: Record<string, string> = 
     },
   };
 }
+
+/** A per-model gauge or counter now; 0 when the model has not reported it yet. */
+export async function modelValue(baseUrl: string, name: string, model: string, labels: Record<string, string> = {}): Promise<number> {
+  return (await scrape(baseUrl)).value(name, { model, ...labels }) ?? 0;
+}

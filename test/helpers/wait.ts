@@ -1,14 +1,25 @@
+import { modelValue } from "./metrics.js";
+
 /**
  * Resolves once `condition` holds: synchronising on state the server exposes (a
  * metric, a counter, a status) instead of sleeping for a guessed time. The condition is
  * checked again every few milliseconds (each check of an async condition is a round
- * trip anyway); after `timeoutMs` it rejects, naming what it waited for, so a server
- * that never gets there fails the test instead of hanging it.
+ * trip anyway). It rejects, naming what it waited for, after `timeoutMs`, or as soon as
+ * one of the `calls` settles first (then the state it waits for may never come: a
+ * call that should have waited answered).
  */
-export async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const giveUp = Date.now() + timeoutMs;
+export async function until(what: string, condition: () => boolean | Promise<boolean>, options: { timeoutMs?: number; calls?: Array<Promise<unknown>> } = {}): Promise<void> {
+  const giveUp = Date.now() + (options.timeoutMs ?? 30_000);
+  let early: unknown;
+  for (const call of options.calls ?? []) {
+    call.then(
+      (value) => (early ??= { answered: value }),
+      (error: unknown) => (early ??= { failed: String(error) }),
+    );
+  }
   while (!(await condition())) {
-    if (Date.now() > giveUp) throw new Error(`gave up after ${timeoutMs} ms waiting until ${what}`);
+    if (early !== undefined) throw new Error(`a call settled before ${what}: ${JSON.stringify(early, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v))}`);
+    if (Date.now() > giveUp) throw new Error(`gave up after ${options.timeoutMs ?? 30_000} ms waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
 }
@@ -18,4 +29,20 @@ export async function settled(promise: Promise<unknown>): Promise<boolean> {
   const marker = Symbol("pending");
   const result = await Promise.race([promise.then(() => true, () => true), new Promise((resolve) => setImmediate(() => resolve(marker)))]);
   return result !== marker;
+}
+
+/**
+ * Resolves once a model has `running` runs on a worker and `queued` requests waiting,
+ * as its public gauges (mlflow_connect_runs_in_progress, mlflow_connect_queue_depth)
+ * say; fails early when one of `calls` settles first.
+ */
+export function untilModel(baseUrl: string, model: string, state: { running?: number; queued?: number }, calls: Array<Promise<unknown>> = []): Promise<void> {
+  const what = `model "${model}" has ${state.running ?? "any number of"} runs in progress and ${state.queued ?? "any number of"} requests queued`;
+  return until(
+    what,
+    async () =>
+      (state.running === undefined || (await modelValue(baseUrl, "mlflow_connect_runs_in_progress", model)) === state.running) &&
+      (state.queued === undefined || (await modelValue(baseUrl, "mlflow_connect_queue_depth", model)) === state.queued),
+    { calls },
+  );
 }
