@@ -161,7 +161,7 @@ describe("backpressure and deadlines", () => {
       await untilModel(server.url, "slow", { queued: 1 }, [call]);
       abort.abort();
       assert.equal((await call).code, Code.Canceled);
-      await untilModel(server.url, "slow", { queued: 0 }); // the server dropped it
+      await untilModel(server.url, "slow", { queued: 0 }, [busy]); // the server dropped it, before the busy run ended
     }
     assert.equal(await settled(busy), false, "the busy run outlasted both calls (else the test proves nothing)");
     await busy;
