@@ -17,8 +17,12 @@ export async function until(what: string, condition: () => boolean | Promise<boo
       (error: unknown) => (early ??= { failed: String(error) }),
     );
   }
-  while (!(await condition())) {
+  for (;;) {
+    const holds = await condition();
+    // Checked first: a call that settled may have brought the state about (e.g. a queue
+    // emptied because the run it waited for ended), which is not what is waited for.
     if (early !== undefined) throw new Error(`a call settled before ${what}: ${JSON.stringify(early, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v))}`);
+    if (holds) return;
     if (Date.now() > giveUp) throw new Error(`gave up after ${options.timeoutMs ?? 30_000} ms waiting until ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 2));
   }
