@@ -1,4 +1,6 @@
 #!/usr/bin/env node
 // The CLI compiled and bundled by `npm run build` (run by `npm ci` through the prepare
 // script); scripts/bundle-server.js says why it is bundled.
-import "../dist/src/cli.bundle.js";
+import { main } from "../dist/src/cli.bundle.js";
+
+main();

@@ -58,7 +58,12 @@ function applyConfigFile(path: string, modelUris: string[], options: ServeOption
   return batching;
 }
 
-async function serve(modelUris: string[], allOptions: ServeOptions, command: Command): Promise<void> {
+/**
+ * The server configuration a `serve` command line gives, with its environment and
+ * --config file (a flag beats its environment variable, which beats the file); exits 1
+ * with one line for a configuration that cannot work. Exported for tests.
+ */
+export function resolveConfig(modelUris: string[], allOptions: ServeOptions, command: Command): ServerConfig {
   const modelBatching = allOptions.config ? applyConfigFile(allOptions.config, modelUris, allOptions, command) : {};
   const { authTokenFile, tlsCert, tlsKey, corsOrigin, config: _configFile, ...options } = allOptions;
   // commander sets a negated flag's twin to false whatever its value: read it as a boolean.
@@ -81,9 +86,14 @@ async function serve(modelUris: string[], allOptions: ServeOptions, command: Com
     }
   }
   if (options.authToken === "") fail("the auth token is empty");
+  return { models: modelUris, ...options, tls, corsOrigins: corsOrigin, modelBatching: modelBatching as ServerConfig["modelBatching"] };
+}
+
+async function serve(modelUris: string[], allOptions: ServeOptions, command: Command): Promise<void> {
+  const config = resolveConfig(modelUris, allOptions, command);
   let app;
   try {
-    app = await build({ models: modelUris, ...options, tls, corsOrigins: corsOrigin, modelBatching: modelBatching as ServerConfig["modelBatching"] });
+    app = await build(config);
   } catch (error) {
     if (error instanceof ModelLoadError) fail(error.message);
     throw error;
@@ -93,8 +103,8 @@ async function serve(modelUris: string[], allOptions: ServeOptions, command: Com
   } catch (error) {
     await app.close();
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EADDRINUSE") fail(`port ${options.port} on ${options.host} is already in use (choose another with --port)`);
-    if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND") fail(`cannot listen on host "${options.host}"`);
+    if (code === "EADDRINUSE") fail(`port ${config.port} on ${config.host} is already in use (choose another with --port)`);
+    if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND") fail(`cannot listen on host "${config.host}"`);
     throw error;
   }
   let stopping = false;
@@ -122,7 +132,8 @@ class EnvOption extends Option {
   }
 }
 
-const program = new Command("mlflow-connect")
+/** The command line; exported so that tests can read its options (main() parses process.argv). */
+export const program = new Command("mlflow-connect")
   .description("Serve an MLflow model (ONNX flavor) over gRPC, gRPC-Web, Connect and JSON on one port.")
   .showHelpAfterError();
 
@@ -171,7 +182,10 @@ program
   .action(serve);
 
 
-program.parseAsync().catch((error: unknown) => {
-  process.stderr.write(`mlflow-connect: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
-  process.exit(1);
-});
+/** Runs the command line (bin/mlflow-connect.js calls it: importing this module starts nothing). */
+export function main(): void {
+  program.parseAsync().catch((error: unknown) => {
+    process.stderr.write(`mlflow-connect: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(1);
+  });
+}
