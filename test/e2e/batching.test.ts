@@ -7,11 +7,32 @@ import { MLflow } from "../../gen/mlflow_pb.js";
 import { ModelService } from "../../gen/mlflow/serving/v1/model_service_pb.js";
 import { DataType, TensorSchema } from "../../gen/mlflow/serving/v1/tensor_pb.js";
 import { PROBABILITY_TOLERANCE, reference } from "../helpers/reference.js";
-import { modelValue } from "../helpers/metrics.js";
-import { IRIS, type RunningServer, SLOW, startServer } from "../helpers/server.js";
+import { startCli } from "../helpers/cli.js";
+import { modelValue, scrape } from "../helpers/metrics.js";
+import { IRIS, type RunningServer, SLOW, SLOW_BATCH, startServer } from "../helpers/server.js";
 import { settled, untilModel } from "../helpers/wait.js";
 
 const { iris } = reference;
+
+/** What /metrics says of a model's batching so far. */
+async function batchMetrics(url: string, model: string, maxRows = 4) {
+  const m = await scrape(url);
+  const get = (name: string, labels: Record<string, string> = {}) => m.value(name, { model, ...labels }) ?? 0;
+  return {
+    runs: get("mlflow_connect_batch_requests_count"),
+    requests: get("mlflow_connect_batch_requests_sum"),
+    rows: get("mlflow_connect_batch_rows_sum"),
+    runsOfOneRequest: get("mlflow_connect_batch_requests_bucket", { le: "1" }),
+    runsOfAtMostMaxRows: get("mlflow_connect_batch_rows_bucket", { le: String(maxRows) }),
+  };
+}
+type BatchMetrics = Awaited<ReturnType<typeof batchMetrics>>;
+const diff = (a: BatchMetrics, b: BatchMetrics): BatchMetrics =>
+  Object.fromEntries(Object.entries(a).map(([k, v]) => [k, v - b[k as keyof BatchMetrics]])) as BatchMetrics;
+
+/** slow_batch's input of one or more rows asking for n each, and its answers: each row's n and the rows its run held. */
+const rowsOf = (...n: number[]) => ({ n: create(TensorSchema, { dtype: DataType.INT64, shape: [BigInt(n.length)], int64Data: n.map(BigInt) }) });
+const runOf = (answer: { outputs: Record<string, { int64Data: bigint[] }> }) => ({ echo: answer.outputs.echo!.int64Data.map(Number), rowsInRun: answer.outputs.rows_in_run!.int64Data.map(Number) });
 const irisTensor = (rows: number[][]) => create(TensorSchema, { dtype: DataType.FLOAT32, shape: [BigInt(rows.length), BigInt(rows[0]!.length)], floatData: rows.flat() });
 
 describe("dynamic batching under concurrent load", () => {
@@ -31,6 +52,7 @@ describe("dynamic batching under concurrent load", () => {
       return { picks, bad, call: client.predict({ modelName: "iris", inputs: { input: irisTensor(bad ? rows.map((r) => r.slice(0, 3)) : rows) } }) };
     });
     const before = { ...server.app.core.batchStats("iris") };
+    const metricsBefore = await batchMetrics(server.url, "iris");
     const results = await Promise.allSettled(calls.map((c) => c.call));
     results.forEach((result, i) => {
       const { picks, bad } = calls[i]!;
@@ -51,6 +73,99 @@ describe("dynamic batching under concurrent load", () => {
     assert.equal(requests, 60, "the 10 malformed requests never reached a batch");
     assert.ok(batches < requests / 2, `${requests} requests ran in ${batches} batches`);
     assert.ok(stats.largestBatchRows > 4, `largest batch ${stats.largestBatchRows} rows`);
+    // The same, as /metrics tells it.
+    const m = diff(await batchMetrics(server.url, "iris"), metricsBefore);
+    assert.equal(m.requests, 60, "mlflow_connect_batch_requests_sum: every good request ran once");
+    assert.equal(m.runs, batches, "mlflow_connect_batch_requests_count: one per run");
+    assert.ok(m.runsOfOneRequest < m.runs, `${m.runs - m.runsOfOneRequest} of ${m.runs} runs merged several requests`);
+    const rows = calls.filter((c) => !c.bad).reduce((n, c) => n + c.picks.length, 0);
+    assert.equal(m.rows, rows, "mlflow_connect_batch_rows_sum: every good row ran once");
+  });
+});
+
+describe("batching settings, end to end (slow_batch: each row learns how many rows its run held)", () => {
+  it("never merges more than --max-batch-size rows into one run", async () => {
+    const server = await startServer([SLOW_BATCH], { workers: 1, maxBatchSize: 4 });
+    try {
+      const client = createClient(ModelService, createGrpcTransport({ baseUrl: server.url }));
+      const before = await batchMetrics(server.url, "slow_batch");
+      const busy = client.predict({ inputs: rowsOf(3000) });
+      await untilModel(server.url, "slow_batch", { running: 1 }, [busy]);
+      // Queued behind the busy run, in this order: 1+1+1+1 rows, then 3 and 3 (6 > 4), then 2.
+      const sizes = [[1], [2], [3], [4], [5, 5, 5], [6, 6, 6], [7, 7]];
+      const calls: Array<Promise<{ outputs: Record<string, { int64Data: bigint[] }> }>> = [];
+      for (const [i, rows] of sizes.entries()) {
+        calls.push(client.predict({ inputs: rowsOf(...rows) }));
+        await untilModel(server.url, "slow_batch", { queued: i + 1 }, calls); // keeps the order
+      }
+      const answers = (await Promise.all(calls)).map(runOf);
+      await busy;
+      assert.deepEqual(answers.map((a) => a.echo), sizes, "each caller got its own rows back");
+      assert.deepEqual(answers.map((a) => a.rowsInRun[0]), [4, 4, 4, 4, 3, 3, 2]);
+      const m = diff(await batchMetrics(server.url, "slow_batch", 4), before);
+      assert.deepEqual([m.runs, m.requests, m.rows, m.runsOfAtMostMaxRows], [5, 8, 1 + 4 + 3 + 3 + 2, 5], "/metrics: 5 runs of at most 4 rows");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("merges queued requests with the same params only", async () => {
+    const server = await startServer([SLOW_BATCH], { workers: 1 });
+    try {
+      const client = createClient(ModelService, createGrpcTransport({ baseUrl: server.url }));
+      const before = await batchMetrics(server.url, "slow_batch");
+      const busy = client.predict({ inputs: rowsOf(3000) });
+      await untilModel(server.url, "slow_batch", { running: 1 }, [busy]);
+      const tags = ["a", "b", "a", "b", "b"];
+      const calls = tags.map((tag, i) => client.predict({ inputs: rowsOf(i), params: { tag } }));
+      await untilModel(server.url, "slow_batch", { queued: tags.length }, calls);
+      const answers = (await Promise.all(calls)).map(runOf);
+      await busy;
+      assert.deepEqual(answers.map((a) => a.rowsInRun[0]), [2, 3, 2, 3, 3], "the a's ran together, the b's together");
+      const m = diff(await batchMetrics(server.url, "slow_batch"), before);
+      assert.deepEqual([m.runs, m.requests, m.runsOfOneRequest], [3, 6, 1], "/metrics: the busy run alone, then one run per tag");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("serve --max-batch-size 1 runs every request alone", async () => {
+    const cli = await startCli([SLOW_BATCH, "--port", "0", "--workers", "1", "--max-batch-size", "1"]);
+    try {
+      const client = createClient(ModelService, createGrpcTransport({ baseUrl: cli.url }));
+      const busy = client.predict({ inputs: rowsOf(3000) });
+      await untilModel(cli.url, "slow_batch", { running: 1 }, [busy]);
+      const calls = [1, 2, 3].map((n) => client.predict({ inputs: rowsOf(n) }));
+      await untilModel(cli.url, "slow_batch", { queued: 3 }, calls);
+      const answers = (await Promise.all(calls)).map(runOf);
+      await busy;
+      assert.deepEqual(answers.map((a) => a.rowsInRun), [[1], [1], [1]]);
+      const m = await batchMetrics(cli.url, "slow_batch", 1);
+      assert.deepEqual([m.runs, m.runsOfOneRequest, m.runsOfAtMostMaxRows], [4, 4, 4], "/metrics: 4 runs of one row");
+    } finally {
+      assert.deepEqual(await cli.stop(), [0, null]);
+    }
+  });
+
+  it("serve --max-batch-delay-ms holds a request back for company while its model is busy, until the batch is full", async () => {
+    // Two workers: one runs the busy request, the other is free all along.
+    const cli = await startCli([SLOW_BATCH, "--port", "0", "--workers", "2", "--max-batch-size", "3", "--max-batch-delay-ms", "10000"]);
+    try {
+      const client = createClient(ModelService, createGrpcTransport({ baseUrl: cli.url }));
+      const busy = client.predict({ inputs: rowsOf(2500) });
+      await untilModel(cli.url, "slow_batch", { running: 1 }, [busy]);
+      const first = client.predict({ inputs: rowsOf(1) });
+      // Without the delay it would run on the free worker at once; it waits for company.
+      await untilModel(cli.url, "slow_batch", { running: 1, queued: 1 }, [first]);
+      const others = [client.predict({ inputs: rowsOf(2) }), client.predict({ inputs: rowsOf(3) })];
+      // Full (3 rows): the three run together on the free worker, long before 10 s.
+      const answers = (await Promise.all([first, ...others])).map(runOf);
+      assert.deepEqual(answers.map((a) => a.rowsInRun), [[3], [3], [3]]);
+      assert.equal(await settled(busy), false, "they ran while the busy run went on");
+      await busy;
+    } finally {
+      assert.deepEqual(await cli.stop(), [0, null]);
+    }
   });
 });
 
