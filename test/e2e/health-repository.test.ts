@@ -12,7 +12,7 @@ import { reference } from "../helpers/reference.js";
 import { makeRepository, slowToLoad } from "../helpers/repository.js";
 import { MLflow } from "../../gen/mlflow_pb.js";
 import { GREETER, IRIS, ROOT, type RunningServer, SLOW, TABULAR, startServer } from "../helpers/server.js";
-import { scrape } from "../helpers/metrics.js";
+import { modelValue, scrape } from "../helpers/metrics.js";
 import { settled, until } from "../helpers/wait.js";
 
 const exec = promisify(execFile);
@@ -76,6 +76,39 @@ describe("gRPC reflection", () => {
       assert.equal((JSON.parse(model.stdout) as { model: { flavor: string } }).model.flavor, "onnx");
     });
   }
+});
+
+describe("health while the only model loads", () => {
+  it("answers /ping, /health and /v2/health/ready non-200, Health NOT_SERVING and the index LOADING while it loads; 200 and SERVING once served", async () => {
+    // The model warms up with an n = 2500 run: its load lasts a few hundred ms.
+    const repo = makeRepository({});
+    slowToLoad(join(repo, "warming"), 2500);
+    const server = await startServer([repo], { modelControlMode: "explicit" });
+    try {
+      const health = createClient(Health, createGrpcTransport({ baseUrl: server.url }));
+      const status = async (path: string, method = "GET") => (await fetch(`${server.url}${path}`, { method })).status;
+      const state = async () => ({
+        ping: await status("/ping"),
+        health: await status("/health"),
+        ready: await status("/v2/health/ready"),
+        server: Status[(await health.check({ service: "" })).status],
+        model: Status[(await health.check({ service: "warming" })).status],
+        index: ((await (await fetch(`${server.url}/v2/repository/index`, { method: "POST" })).json()) as Array<{ state: string }>).map((e) => e.state),
+      });
+      const serving = { ping: 200, health: 200, ready: 200, server: "SERVING", model: "SERVING", index: ["READY"] };
+      assert.deepEqual(await state(), serving);
+      assert.equal(await status("/v2/repository/models/warming/unload", "POST"), 200);
+      assert.deepEqual(await state(), { ping: 503, health: 503, ready: 400, server: "NOT_SERVING", model: "NOT_SERVING", index: ["UNAVAILABLE"] });
+      const load = fetch(`${server.url}/v2/repository/models/warming/load`, { method: "POST" });
+      await until("the model is loading", async () => (await state()).index[0] === "LOADING", { calls: [load] });
+      assert.deepEqual(await state(), { ping: 503, health: 503, ready: 400, server: "NOT_SERVING", model: "NOT_SERVING", index: ["LOADING"] });
+      assert.equal(await settled(load), false, "all seen while the load ran");
+      assert.equal((await load).status, 200);
+      assert.deepEqual(await state(), serving);
+    } finally {
+      await server.close();
+    }
+  });
 });
 
 describe("health and the model repository", () => {
@@ -185,6 +218,25 @@ describe("health and the model repository", () => {
     const results = await Promise.allSettled([...inFlight, ...after]);
     assert.deepEqual(results.filter((r) => r.status === "rejected").map((r) => String((r as PromiseRejectedResult).reason)), []);
     assert.deepEqual((await Promise.all(reloads)).map((r) => r.status), [200, 200, 200]);
+  });
+
+  it("unloads a model with requests in flight: they all finish, answered before the unload is; later ones are refused", async () => {
+    cpSync(SLOW, join(repo, "draining"), { recursive: true });
+    await post("/v2/repository/models/draining/load");
+    const client = createClient(GRPCInferenceService, createGrpcTransport({ baseUrl: server.url }));
+    const call = (n: bigint) => client.modelInfer({ modelName: "draining", inputs: [{ name: "n", datatype: "INT64", shape: [1n], contents: { int64Contents: [n] } }] });
+    const inFlight = Array.from({ length: 6 }, () => call(1500n)); // two run, four wait
+    await until("draining's requests are queued", async () => (await modelValue(server.url, "mlflow_connect_queue_depth", "draining")) > 0, { calls: inFlight });
+    const all = Promise.allSettled(inFlight);
+    await post("/v2/repository/models/draining/unload");
+    assert.equal(await settled(all), true, "every request in flight was answered before the unload");
+    const results = await all;
+    assert.deepEqual(results.map((r) => r.status), inFlight.map(() => "fulfilled"), String(results.map((r) => (r as PromiseRejectedResult).reason)));
+    for (const r of results) {
+      const total = (r as PromiseFulfilledResult<Awaited<ReturnType<typeof call>>>).value.outputs[0]!.contents!.fp32Contents[0]!;
+      assert.ok(Math.abs(total / 1500 ** 3 - 1) < 0.05, `sum ${total}`); // float32 sums drift by ~1%
+    }
+    await assert.rejects(call(10n), (e: unknown) => ConnectError.from(e).code === Code.NotFound);
   });
 
   it("serves the newest version after a load, refusing calls to an unloaded model", async () => {

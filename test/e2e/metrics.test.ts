@@ -1,14 +1,16 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { MLflow } from "../../gen/mlflow_pb.js";
 import { ModelService } from "../../gen/mlflow/serving/v1/model_service_pb.js";
 import { DataType, TensorSchema } from "../../gen/mlflow/serving/v1/tensor_pb.js";
 import { reference } from "../helpers/reference.js";
+import { modelValue } from "../helpers/metrics.js";
 import { IRIS, type RunningServer, SLOW, startServer } from "../helpers/server.js";
+import { untilModel } from "../helpers/wait.js";
 
 const { iris } = reference;
 
@@ -61,5 +63,34 @@ describe("GET /metrics", () => {
     assert.ok(Number(warmUp("iris")) > 0);
     assert.equal(warmUp("slow"), undefined);
     assert.ok(Number(families.mlflow_connect_process_resident_memory_bytes?.metrics[0]?.value) > 0, "Node process metrics");
+  });
+
+  it("reports the values of queue depth, runs in progress, worker busy time and run outcomes", async () => {
+    const client = createClient(ModelService, createGrpcTransport({ baseUrl: server.url }));
+    const slow = (n: number) => client.predict({ modelName: "slow", inputs: { n: create(TensorSchema, { dtype: DataType.INT64, shape: [1n], int64Data: [BigInt(n)] }) } });
+    const value = async (name: string, labels: Record<string, string> = {}) => modelValue(server.url, name, "slow", labels);
+    const before = {
+      runs: await value("mlflow_connect_worker_busy_seconds_count"),
+      busy: await value("mlflow_connect_worker_busy_seconds_sum"),
+      ok: await value("mlflow_connect_inferences_total", { outcome: "ok" }),
+      internal: await value("mlflow_connect_inferences_total", { outcome: "internal" }),
+    };
+    const started = performance.now();
+    const busy = slow(2500);
+    await untilModel(server.url, "slow", { running: 1 }, [busy]);
+    const queued = [slow(10), slow(10)];
+    await untilModel(server.url, "slow", { running: 1, queued: 2 }, [busy, ...queued]);
+    await Promise.all([busy, ...queued]);
+    const elapsedSeconds = (performance.now() - started) / 1000;
+    assert.deepEqual([await value("mlflow_connect_queue_depth"), await value("mlflow_connect_runs_in_progress")], [0, 0], "nothing waits or runs any more");
+    assert.equal((await value("mlflow_connect_worker_busy_seconds_count")) - before.runs, 3, "one observation per run");
+    const busySeconds = (await value("mlflow_connect_worker_busy_seconds_sum")) - before.busy;
+    // The three runs happened one after the other inside the calls' time, on one worker.
+    assert.ok(busySeconds > 0 && busySeconds <= elapsedSeconds, `${busySeconds} s busy within ${elapsedSeconds} s`);
+    // onnxruntime fails a run asked for n = -1: the internal outcome.
+    await assert.rejects(slow(-1), (e: unknown) => ConnectError.from(e).code === Code.Internal);
+    assert.equal((await value("mlflow_connect_inferences_total", { outcome: "ok" })) - before.ok, 3);
+    assert.equal((await value("mlflow_connect_inferences_total", { outcome: "internal" })) - before.internal, 1);
+    // (deadline, cancelled and overloaded outcomes: test/e2e/batching.test.ts)
   });
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { curlPost } from "../helpers/curl.js";
 import { PROBABILITY_TOLERANCE, reference } from "../helpers/reference.js";
-import { ABC_TABLE, ABC_TENSORS, DTYPES, IRIS, MULTI, type RunningServer, TABULAR, startServer } from "../helpers/server.js";
+import { ABC_TABLE, ABC_TENSORS, DTYPES, IRIS, MULTI, type RunningServer, SLOW, TABULAR, startServer } from "../helpers/server.js";
 import { commandExists, toolSkip } from "../helpers/tools.js";
 
 const { iris, multi, tabular } = reference;
@@ -23,7 +23,7 @@ describe("POST /invocations, as mlflow models serve answers it", () => {
   const servers: Record<string, RunningServer> = {};
   const url = (model: string) => `${servers[model]!.url}/invocations`;
   before(async () => {
-    const list = { iris: IRIS, multi: MULTI, tabular: TABULAR, abc_table: ABC_TABLE, abc_tensors: ABC_TENSORS, dtypes: DTYPES };
+    const list = { iris: IRIS, multi: MULTI, tabular: TABULAR, abc_table: ABC_TABLE, abc_tensors: ABC_TENSORS, dtypes: DTYPES, slow: SLOW };
     await Promise.all(Object.entries(list).map(async ([name, path]) => (servers[name] = await startServer([path]))));
   });
   after(() => Promise.all(Object.values(servers).map((s) => s.close())));
@@ -147,6 +147,14 @@ describe("POST /invocations, as mlflow models serve answers it", () => {
       assert.equal(error.error_code, code, body);
       assert.match(error.message, message);
     }
+  });
+
+  it("answers a model run that fails with 500 INTERNAL_ERROR, naming the model and not the cause", async (t) => {
+    if (!hasCurl()) return t.skip("curl missing");
+    // The slow model asked for an n x n matrix with n = -1: onnxruntime fails the run.
+    const { status, json } = await curlPost(url("slow"), '{"inputs": [-1]}');
+    assert.equal(status, 500);
+    assert.deepEqual(json, { error_code: "INTERNAL_ERROR", message: 'model "slow" failed to run' });
   });
 
   it("answers /ping, /health and /version", async () => {

@@ -7,9 +7,10 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { GRPCInferenceService, InferTensorContentsSchema } from "../../gen/inference/grpc_predict_v2_pb.js";
 import { curlPost } from "../helpers/curl.js";
+import { modelValue } from "../helpers/metrics.js";
 import { PROBABILITY_TOLERANCE, reference } from "../helpers/reference.js";
 import { makeRepository } from "../helpers/repository.js";
 import { DTYPES, GREETER, IRIS, MULTI, ROOT, type RunningServer, SLOW, startServer } from "../helpers/server.js";
@@ -80,8 +81,12 @@ describe("Open Inference Protocol", () => {
     assert.deepEqual(slow.inputs.map((t) => [t.name, t.datatype, t.shape]), [["n", "INT64", [1n]]]);
   });
 
-  it("ModelInfer with typed contents, requested outputs and the request id", async () => {
-    for (const transport of [createGrpcTransport({ baseUrl: server.url }), createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" })]) {
+  it("ModelInfer with typed contents, requested outputs and the request id, over gRPC, gRPC-Web and Connect", async () => {
+    for (const transport of [
+      createGrpcTransport({ baseUrl: server.url }),
+      createGrpcWebTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+      createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+    ]) {
       const client = createClient(GRPCInferenceService, transport);
       const res = await client.modelInfer({
         modelName: "iris",
@@ -223,6 +228,21 @@ describe("Open Inference Protocol", () => {
       assert.deepEqual(Object.keys(res.json as object), ["error"], what);
       assert.match((res.json as { error: string }).error, message, what);
     }
+  });
+
+  it("answers a model run that fails with INTERNAL over gRPC and 500 {\"error\"} over REST, and counts it", async () => {
+    // The slow model asked for an n x n matrix with n = -1: onnxruntime fails the run.
+    const before = await modelValue(server.url, "mlflow_connect_inferences_total", "slow", { outcome: "internal" });
+    const client = createClient(GRPCInferenceService, createGrpcTransport({ baseUrl: server.url }));
+    const error = await client.modelInfer({ modelName: "slow", inputs: [{ name: "n", datatype: "INT64", shape: [1n], contents: { int64Contents: [-1n] } }] }).then(
+      () => assert.fail("the run succeeded"),
+      (e: unknown) => ConnectError.from(e),
+    );
+    assert.deepEqual([error.code, error.rawMessage], [Code.Internal, 'model "slow" failed to run']);
+    const rest = await fetch(`${server.url}/v2/models/slow/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ inputs: [{ name: "n", shape: [1], datatype: "INT64", data: [-1] }] }) });
+    assert.equal(rest.status, 500);
+    assert.deepEqual(await rest.json(), { error: 'model "slow" failed to run' });
+    assert.equal((await modelValue(server.url, "mlflow_connect_inferences_total", "slow", { outcome: "internal" })) - before, 2);
   });
 
   it("answers python grpcio stubs generated from proto/inference/grpc_predict_v2.proto", async (t) => {
