@@ -25,3 +25,15 @@ export function pythonHas(module: string): boolean {
 export function commandExists(command: string): boolean {
   return spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
 }
+
+/**
+ * A check that no machine of this project can run, as opposed to a missing tool that
+ * .ci/run installs: it is skipped with the reason printed, under CI=true too (CI could
+ * not provide it either), and the test file checks what it can in its place. Returns
+ * the reason, for node:test's skip option.
+ */
+export function untestableSkip(what: string, reason: string): string {
+  const message = `${what} is untestable here: ${reason}`;
+  process.stdout.write(`# skipping: ${message}\n`);
+  return message;
+}
