@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type http from "node:http";
 import { fileURLToPath } from "node:url";
@@ -25,7 +24,7 @@ import { ModelService, createModelService } from "./fronts/serving-v1/model-serv
 import { applyWireErrorFixes } from "./fronts/wire-error-fixes.js";
 import { type ModelSources, resolveModelArguments } from "./mlflow/model-repository.js";
 import { type OrtPool, createOrtPool } from "./runtime/ort-pool.js";
-import { projectRoot } from "./locations.js";
+import { packageVersion, projectRoot } from "./locations.js";
 import { type InterceptHandler, createOnePortServer } from "./server/one-port.js";
 import { finishUnreadRequestBody } from "./server/unread-request-body.js";
 import { webDemoStatic } from "./server/web-demo-static.js";
@@ -61,7 +60,6 @@ export interface App {
 }
 
 const webDemoRoot = fileURLToPath(new URL("dist/public", projectRoot));
-const packageVersion = (JSON.parse(readFileSync(new URL("package.json", projectRoot), "utf8")) as { version: string }).version;
 
 /**
  * The composition root: loads the models into a worker pool, then mounts every

@@ -11,6 +11,7 @@ import { type ServerConfig, DEFAULT_DEADLINE_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAU
 import { MODEL_CONTROL_MODES } from "./fronts/oip/repository-guard.js";
 import { ConfigError, type ModelConfig, readConfigFile } from "./config-file.js";
 import { ModelLoadError } from "./mlflow/model-directory.js";
+import { packageVersion } from "./locations.js";
 
 function integer(min: number, max: number) {
   return (value: string): number => {
@@ -124,6 +125,7 @@ class EnvOption extends Option {
 
 const program = new Command("mlflow-connect")
   .description("Serve an MLflow model (ONNX flavor) over gRPC, gRPC-Web, Connect and JSON on one port.")
+  .version(packageVersion, "-V, --version", "print the version")
   .showHelpAfterError();
 
 program
