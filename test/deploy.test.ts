@@ -103,7 +103,8 @@ describe("deploy/ manifests", () => {
 
   it("the Dockerfile runs as non-root, with a UTF-8 locale, production dependencies and a HEALTHCHECK", () => {
     const dockerfile = readFileSync(`${ROOT}Dockerfile`, "utf8");
-    assert.match(dockerfile, /^FROM node:20-bookworm-slim$/m);
+    // The current Node LTS line, in both stages.
+    assert.equal(dockerfile.match(/^FROM node:24-bookworm-slim( AS build)?$/gm)?.length, 2);
     assert.match(dockerfile, /npm ci --omit=dev/);
     assert.match(dockerfile, /LANG=C\.UTF-8/);
     assert.match(dockerfile, /^USER node$/m);
@@ -112,7 +113,7 @@ describe("deploy/ manifests", () => {
 });
 
 describe("the container image", () => {
-  // Building needs a running container engine and the node:20 base image from a
+  // Building needs a running container engine and the node:24 base image from a
   // container registry: neither exists on this project's machines (only the npm and
   // Debian registries are reachable), so this skips with the reason, in CI too.
   const engine = ["docker", "podman"].find((tool) => spawnSync(tool, ["info"], { stdio: "ignore", timeout: 20_000 }).status === 0);
