@@ -56,7 +56,12 @@ export interface App {
   leanCalls(): number;
   /** Listens on the configured host and port; resolves with the URL. */
   listen(): Promise<string>;
-  /** Stops accepting, finishes in-flight calls, stops the workers. */
+  /**
+   * Shuts down gracefully: readiness turns NOT_SERVING at once; for drainDelayMs
+   * everything is still served (load balancers take the server out meanwhile); then
+   * new connections and HTTP/2 streams are refused, every call received is answered
+   * (within drainTimeoutMs), and the workers stop. Later calls get the same promise.
+   */
   close(): Promise<void>;
 }
 
@@ -93,6 +98,10 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   const fastify = Fastify({
     // JSON lines; pretty in a terminal when the optional dev tool pino-pretty is installed.
     logger: { level: config.logLevel, ...(process.stdout.isTTY && canResolve("pino-pretty") ? { transport: { target: "pino-pretty" } } : {}) },
+    // A call received while closing is answered like any other (Fastify's default
+    // answers 503, which gRPC clients take as UNAVAILABLE: a call lost, not refused).
+    // Over HTTP/1.1 Fastify adds `Connection: close` to it.
+    return503OnClosing: false,
     // Fastify's two lines per request are off: recordCall() writes one access line per call.
     logController: new LogController({ disableRequestLogging: true }),
     // Fastify types a serverFactory as an http.Server; ours is a net.Server that
@@ -169,9 +178,9 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
         recordCall({ protocol, method, code, seconds, model, log: logsCalls() ? fastify.log.child({ reqId: `lean-${leanCalls}` }) : undefined });
       },
     });
-    // A call without the token goes the full way, where the auth hook answers it; so
-    // does every call once shutdown began (Fastify answers 503 and closes keep-alive connections).
-    intercept.handle = (req, res) => !core.shuttingDown() && (!tokenCheck || tokenCheck(req.headers.authorization)) && lean.handle(req, res);
+    // A call without the token goes the full way, where the auth hook answers it. During
+    // shutdown calls still come here: the listener refuses what must not be received.
+    intercept.handle = (req, res) => (!tokenCheck || tokenCheck(req.headers.authorization)) && lean.handle(req, res);
   }
   await fastify.register(mlflowRestRoutes, {
     core,
@@ -196,6 +205,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   for (const model of core.models()) {
     if (model.source.inputExampleProblem) fastify.log.warn(model.source.inputExampleProblem);
   }
+  let closing: Promise<void> | undefined;
   const names = `${core.models().length > 1 ? "models" : "model"} ${core.models().map((m) => `"${m.name}"`).join(", ")}`;
 
   return {
@@ -221,6 +231,11 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
             : `mlflow-connect listening on ${address} (gRPC, gRPC-Web, Connect; HTTP/1.1 and h2c); ${names} ready`,
       });
     },
-    close: () => fastify.close(),
+    close: () =>
+      (closing ??= (async () => {
+        core.beginShutdown();
+        if (config.drainDelayMs > 0 && fastify.server.listening) await new Promise((resolve) => setTimeout(resolve, config.drainDelayMs));
+        await fastify.close();
+      })()),
   };
 }
