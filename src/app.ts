@@ -27,6 +27,7 @@ import { type ModelSources, resolveModelArguments } from "./mlflow/model-reposit
 import { type OrtPool, createOrtPool } from "./runtime/ort-pool.js";
 import { projectRoot } from "./locations.js";
 import { type InterceptHandler, createOnePortServer } from "./server/one-port.js";
+import { createLogDestination } from "./server/log-destination.js";
 import { finishUnreadRequestBody } from "./server/unread-request-body.js";
 import { webDemoStatic } from "./server/web-demo-static.js";
 function canResolve(module: string): boolean {
@@ -66,6 +67,8 @@ export interface App {
 }
 
 const webDemoRoot = fileURLToPath(new URL("dist/public", projectRoot));
+/** How long a clean shutdown waits for log lines still queued (a slow or absent reader). */
+const LOG_FLUSH_TIMEOUT_MS = 500;
 const packageVersion = (JSON.parse(readFileSync(new URL("package.json", projectRoot), "utf8")) as { version: string }).version;
 
 /**
@@ -95,9 +98,11 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   const server = { name: "mlflow-connect", version: packageVersion };
 
   const intercept: { handle?: InterceptHandler } = {};
+  // JSON lines; pretty in a terminal when the optional dev tool pino-pretty is installed.
+  const pretty = process.stdout.isTTY && canResolve("pino-pretty");
+  const logs = pretty ? undefined : createLogDestination(1);
   const fastify = Fastify({
-    // JSON lines; pretty in a terminal when the optional dev tool pino-pretty is installed.
-    logger: { level: config.logLevel, ...(process.stdout.isTTY && canResolve("pino-pretty") ? { transport: { target: "pino-pretty" } } : {}) },
+    logger: { level: config.logLevel, ...(logs ? { stream: logs } : { transport: { target: "pino-pretty" } }) },
     // A call received while closing is answered like any other (Fastify's default
     // answers 503, which gRPC clients take as UNAVAILABLE: a call lost, not refused).
     // Over HTTP/1.1 Fastify adds `Connection: close` to it.
@@ -122,6 +127,8 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   });
   // Health turns NOT_SERVING first, so balancers stop sending before the port closes.
   fastify.addHook("preClose", async () => core.beginShutdown());
+  // onClose hooks run last-added first, after the listener's close (every connection done).
+  fastify.addHook("onClose", async () => logs?.flush(LOG_FLUSH_TIMEOUT_MS));
   fastify.addHook("onClose", async () => pool.close());
   fastify.addHook("onRequest", finishUnreadRequestBody);
   // Before auth: a preflight carries no token and is answered by the CORS hook.
