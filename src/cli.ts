@@ -2,12 +2,12 @@
  * Process entry: flags -> configuration -> build() -> listen(), and signals.
  * Start-up failures print one line and exit 1, without a stack trace.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeSync } from "node:fs";
 import { basename } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { build } from "./app.js";
 import { DEFAULT_BATCHER_OPTIONS } from "./core/batcher.js";
-import { type ServerConfig, DEFAULT_DEADLINE_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MODEL_CONTROL_MODE, DEFAULT_PORT, LOG_LEVELS, defaultWorkers } from "./config.js";
+import { type ServerConfig, DEFAULT_DEADLINE_MS, DEFAULT_DRAIN_DELAY_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MODEL_CONTROL_MODE, DEFAULT_PORT, LOG_LEVELS, defaultWorkers } from "./config.js";
 import { MODEL_CONTROL_MODES } from "./fronts/oip/repository-guard.js";
 import { ConfigError, type ModelConfig, readConfigFile } from "./config-file.js";
 import { ModelLoadError } from "./mlflow/model-directory.js";
@@ -103,6 +103,16 @@ async function serve(modelUris: string[], allOptions: ServeOptions, command: Com
     if (stopping) return;
     stopping = true;
     app.fastify.log.info(`${signal} received, shutting down`);
+    // Whatever hangs (a worker inside a long native run, a stuck stdout), the process
+    // leaves a second after the drain may last at most; unref'd, so it never holds it.
+    setTimeout(() => {
+      try {
+        writeSync(2, "mlflow-connect: error: shutdown took longer than --drain-delay-ms + --drain-timeout-ms + 1 s; exiting\n");
+      } catch {
+        // stderr is gone too
+      }
+      process.exit(1);
+    }, options.drainDelayMs + options.drainTimeoutMs + HARD_EXIT_AFTER_DRAIN_MS).unref();
     app.close().then(
       () => process.exit(0),
       (error: unknown) => fail(`shutdown failed: ${(error as Error).message}`),
@@ -111,6 +121,9 @@ async function serve(modelUris: string[], allOptions: ServeOptions, command: Com
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
 }
+
+/** How long after the drain's end (delay + timeout) a shutdown that still hangs is cut short. */
+const HARD_EXIT_AFTER_DRAIN_MS = 1_000;
 
 /**
  * A flag with an environment-variable twin: --max-queue <-> MLFLOW_CONNECT_MAX_QUEUE
@@ -169,6 +182,11 @@ program
     new EnvOption("--model-control-mode <mode>", "explicit: clients may load and unload models through /v2/repository (as Triton's flag); none: only a restart changes them")
       .choices(MODEL_CONTROL_MODES)
       .default(DEFAULT_MODEL_CONTROL_MODE),
+  )
+  .addOption(
+    new EnvOption("--drain-delay-ms <ms>", "on SIGTERM/SIGINT, how long to go on serving after readiness turned NOT_SERVING, before refusing new connections (Kubernetes endpoints update meanwhile)")
+      .default(DEFAULT_DRAIN_DELAY_MS)
+      .argParser(integer(0, 3_600_000)),
   )
   .action(serve);
 

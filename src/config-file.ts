@@ -59,6 +59,7 @@ const schema = {
         properties: { path: { type: "string", minLength: 1 }, name: { type: "string", pattern: "^[A-Za-z0-9_.-]+$" }, batching },
       },
     },
+    drainDelayMs: { type: "integer", minimum: 0 },
   },
 } as const;
 

@@ -11,6 +11,8 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_LOG_LEVEL = "info";
 export const DEFAULT_DEADLINE_MS = 60_000;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 20_000;
+/** No delay: outside Kubernetes nothing needs time to stop sending. */
+export const DEFAULT_DRAIN_DELAY_MS = 0;
 /** Models change only with a restart unless asked: a repository API open to any caller is a way in. */
 export const DEFAULT_MODEL_CONTROL_MODE: ModelControlMode = "none";
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
@@ -52,6 +54,15 @@ export interface ServerConfig {
   modelBatching?: Record<string, Partial<Omit<BatcherOptions, "concurrency">>>;
   /** Whether clients may load and unload models through the repository API ("explicit") or not ("none"). Default none. */
   modelControlMode: ModelControlMode;
+  /**
+   * On shutdown, how long the server keeps accepting and serving everything after its
+   * readiness turned NOT_SERVING and before it refuses new connections and streams, in
+   * ms: Kubernetes removes a terminating pod from its Services' endpoints while it is
+   * already being stopped, so clients and proxies keep sending for a few seconds (a
+   * readiness period or two). Default 0. Delay + drainTimeoutMs + 1 s must fit in the
+   * pod's terminationGracePeriodSeconds.
+   */
+  drainDelayMs: number;
 }
 
 /** Default worker count: one per core, each running its sessions with one intra-op thread. */
@@ -77,6 +88,7 @@ export function withDefaults(config: Partial<ServerConfig> & Pick<ServerConfig, 
     fastPath: true,
     drainTimeoutMs: DEFAULT_DRAIN_TIMEOUT_MS,
     modelControlMode: DEFAULT_MODEL_CONTROL_MODE,
+    drainDelayMs: DEFAULT_DRAIN_DELAY_MS,
     ...config,
   };
 }

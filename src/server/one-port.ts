@@ -35,10 +35,12 @@ export interface OnePortOptions {
  * (browsers, curl): each connection's first bytes decide which inner server gets it.
  * Used as Fastify's serverFactory, so both inner servers share Fastify's handler.
  *
- * close() stops accepting (GOAWAY to HTTP/2 clients), lets in-flight requests finish,
- * then closes idle keep-alive sockets and ends HTTP/2 streams whose answer is out
- * but whose request body was never read; whatever is still open after closeGraceMs
- * is destroyed, so Fastify's close() never hangs on a client.
+ * close() stops accepting: new connections are refused, HTTP/2 clients get a graceful
+ * GOAWAY (see trackSessions) and HTTP/1.1 requests are answered with
+ * `Connection: close`. Every request already received is answered; then idle
+ * keep-alive sockets close, and HTTP/2 streams whose answer is out but whose request
+ * body was never read are ended. Whatever is still open after closeGraceMs is
+ * destroyed, so Fastify's close() never hangs on a client.
  */
 export function createOnePortServer(handler: Handler, options: OnePortOptions): net.Server {
   const sockets = new Set<net.Socket>();
@@ -51,11 +53,24 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
   // HTTP/2 streams, to end those whose answer is out but whose client still sends
   // (a refused oversized request): a graceful session close would wait for them forever.
   const streams = new Set<http2.ServerHttp2Stream>();
+  // HTTP/1.1 answers not yet sent, to ask for `Connection: close` on those in flight at close().
+  const h1Responses = new Set<http.ServerResponse>();
+  let sweepLater: NodeJS.Timeout | undefined;
   const drained = (): void => {
     h1.closeIdleConnections();
+    let pending = false;
     for (const stream of streams) {
-      if (stream.writableEnded && !stream.closed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      if (stream.closed || !stream.writableEnded) continue;
+      // Only once END_STREAM is out (localClose): "finish" comes before Node hands the
+      // last DATA or trailers to nghttp2, which would send an RST_STREAM queued now
+      // first, and the client would lose an answered call (RFC 9113 8.1 allows the
+      // NO_ERROR reset only after a complete response).
+      if (stream.state.localClose) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      else pending = true;
     }
+    if (pending) sweepLater ??= setTimeout(() => ((sweepLater = undefined), drained()), 10).unref();
+    // Connected before close() but silent since: nothing of theirs was received.
+    if (inFlight === 0) for (const socket of unidentified) socket.destroy();
   };
   const track = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     inFlight++;
@@ -64,7 +79,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
       if (done) return;
       done = true;
       inFlight--;
-      if (closing && inFlight === 0) setImmediate(drained); // let the last bytes go out first
+      if (closing) setImmediate(drained); // let the last bytes go out first
     };
     // An HTTP/2 response's "finish" waits for the whole stream to close; the stream's
     // own "finish" marks the answer as written.
@@ -81,21 +96,32 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
 
   const h1 = http.createServer((req, res) => {
     track(req, res);
+    // Answered, then the connection closes: the client sends its next request elsewhere.
+    if (closing) res.shouldKeepAlive = false;
+    h1Responses.add(res);
+    res.once("finish", () => h1Responses.delete(res));
+    res.once("close", () => h1Responses.delete(res));
     if (options.intercept?.handle?.(req, res)) return;
     handler(req, res);
   });
   h1.keepAliveTimeout = options.keepAliveTimeoutMs;
   h1.requestTimeout = options.requestTimeoutMs;
   const h2 = http2.createServer({ settings: H2_SETTINGS }, h2Handler);
-  const sessions = trackSessions(h2, options.idleTimeoutMs);
+  const { sessions, goAway } = trackSessions(h2, options.idleTimeoutMs);
   h2.on("stream", (stream) => {
     streams.add(stream);
     stream.once("close", () => streams.delete(stream));
   });
 
+  // Sockets whose first bytes have not told their protocol yet.
+  const unidentified = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    unidentified.add(socket);
+    socket.once("close", () => {
+      sockets.delete(socket);
+      unidentified.delete(socket);
+    });
     // Until a protocol is known no inner server times the socket out: do it here.
     socket.setTimeout(options.idleTimeoutMs, () => socket.destroy());
     let head = Buffer.alloc(0);
@@ -105,6 +131,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
       const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
       if (isH2 && n < H2_PREFACE.length) return; // a prefix of the preface: wait for more bytes
       socket.off("data", onData);
+      unidentified.delete(socket);
       socket.setTimeout(0);
       socket.pause();
       socket.unshift(head);
@@ -120,7 +147,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
         h2.off("session", created);
         // Accepted before close() but identified after it: GOAWAY at once, as close()
         // gave the others (streams it refuses are safe for the client to retry).
-        if (closing) session?.close();
+        if (closing && session) goAway(session);
       } else {
         h1.emit("connection", socket);
         socket.resume();
@@ -141,7 +168,8 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
     close(callback?: (err?: Error) => void) {
       closing = true;
       // GOAWAY to HTTP/2 clients (idle gRPC channels): no new streams on this connection.
-      for (const session of sessions) session.close();
+      for (const session of sessions) goAway(session);
+      for (const res of h1Responses) if (!res.headersSent) res.shouldKeepAlive = false;
       h1.closeIdleConnections();
       close(callback);
       if (inFlight === 0) setImmediate(drained);
@@ -161,19 +189,64 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
 const H2_SETTINGS: http2.Settings = { initialWindowSize: 1 << 20 };
 const CONNECTION_WINDOW_BYTES = 16 << 20;
 
+/** The largest stream id (RFC 9113 5.1.1): a GOAWAY naming it refuses no stream. */
+const MAX_STREAM_ID = 2 ** 31 - 1;
+
 /**
- * The server's open HTTP/2 sessions, for close() to send them GOAWAY. An idle session
- * gets a GOAWAY too (streams in flight still finish); gRPC clients reconnect when they need to.
+ * The server's open HTTP/2 sessions, and goAway() to close one gracefully. An idle
+ * session gets a GOAWAY too (streams in flight still finish); gRPC clients reconnect
+ * when they need to.
+ *
+ * goAway() sends two GOAWAY frames, as grpc-go's GracefulStop and nghttp2's shutdown
+ * notice do: the first names the largest stream id, so the client opens no more streams
+ * but none it sent is refused; the final one (session.close(): the last stream taken)
+ * goes once the streams the session took are all closed, and the session then ends.
+ * A final GOAWAY sent while calls run lost them all: python grpcio (grpc-core 1.51)
+ * answers it with RST_STREAM for stream ids it had numbered but never sent, nghttp2
+ * takes a reset of a stream it never saw as a connection error (RFC 9113 5.1, "idle"
+ * stream) and Node destroys the session, failing every call in it with INTERNAL
+ * (RST_STREAM 2). After the last answer that error costs nothing: the client already
+ * knows from the final GOAWAY which of its streams were never taken (it retries those).
+ * Streams the client sends between the two frames are ignored by nghttp2, and refused
+ * by the final one.
  */
-function trackSessions(server: http2.Http2Server | http2.Http2SecureServer, idleTimeoutMs: number): Set<http2.ServerHttp2Session> {
+function trackSessions(server: http2.Http2Server | http2.Http2SecureServer, idleTimeoutMs: number) {
   const sessions = new Set<http2.ServerHttp2Session>();
+  const openStreams = new Map<http2.Http2Session, number>();
+  const leaving = new Set<http2.Http2Session>();
+  const finalGoAway = (session: http2.Http2Session): void => {
+    if (!session.closed && !session.destroyed) session.close();
+  };
+  const goAway = (session: http2.ServerHttp2Session): void => {
+    if (leaving.has(session) || session.closed || session.destroyed) return;
+    leaving.add(session);
+    try {
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR, MAX_STREAM_ID);
+    } catch {
+      // not connected yet: the final GOAWAY alone
+    }
+    if (!openStreams.get(session)) finalGoAway(session);
+  };
   server.on("session", (session: http2.ServerHttp2Session) => {
-    session.setTimeout(idleTimeoutMs, () => session.close());
+    session.setTimeout(idleTimeoutMs, () => goAway(session));
     session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
     sessions.add(session);
-    session.once("close", () => sessions.delete(session));
+    session.once("close", () => {
+      sessions.delete(session);
+      openStreams.delete(session);
+      leaving.delete(session);
+    });
   });
-  return sessions;
+  server.on("stream", (stream: http2.ServerHttp2Stream) => {
+    const session = stream.session!;
+    openStreams.set(session, (openStreams.get(session) ?? 0) + 1);
+    stream.once("close", () => {
+      const left = (openStreams.get(session) ?? 1) - 1;
+      openStreams.set(session, left);
+      if (left === 0 && leaving.has(session)) finalGoAway(session);
+    });
+  });
+  return { sessions, goAway };
 }
 
 /**
@@ -185,17 +258,24 @@ function createTlsServer(handler: (req: http2.Http2ServerRequest, res: http2.Htt
   let closing = false;
   // HTTP/1.1 calls in flight per socket: an idle keep-alive socket must not hold shutdown.
   const h1InFlight = new Map<net.Socket, number>();
+  const h1Responses = new Set<http.ServerResponse>();
   const server = http2.createSecureServer({ cert: options.tls!.cert, key: options.tls!.key, allowHTTP1: true, settings: H2_SETTINGS }, (req, res) => {
     if (!("stream" in req)) {
       const socket = (req as unknown as http.IncomingMessage).socket;
+      const h1Res = res as unknown as http.ServerResponse;
+      // Answered, then the connection closes (as on the plaintext port).
+      if (closing) h1Res.shouldKeepAlive = false;
+      h1Responses.add(h1Res);
       h1InFlight.set(socket, (h1InFlight.get(socket) ?? 0) + 1);
       let done = false;
       const finished = (): void => {
         if (done) return;
         done = true;
+        h1Responses.delete(h1Res);
         const left = (h1InFlight.get(socket) ?? 1) - 1;
         h1InFlight.set(socket, left);
-        if (closing && left === 0) setImmediate(() => socket.destroy());
+        // end(), not destroy(): the answer's last bytes may still be in the TLS socket.
+        if (closing && left === 0) setImmediate(() => socket.end());
       };
       (res as unknown as http.ServerResponse).once("finish", finished);
       (res as unknown as http.ServerResponse).once("close", finished);
@@ -203,7 +283,7 @@ function createTlsServer(handler: (req: http2.Http2ServerRequest, res: http2.Htt
     handler(req, res);
   });
   server.setTimeout(options.requestTimeoutMs);
-  const sessions = trackSessions(server, options.idleTimeoutMs);
+  const { sessions, goAway } = trackSessions(server, options.idleTimeoutMs);
   const sockets = new Set<net.Socket>();
   server.on("secureConnection", (socket: net.Socket) => {
     sockets.add(socket);
@@ -218,7 +298,8 @@ function createTlsServer(handler: (req: http2.Http2ServerRequest, res: http2.Htt
     close(callback?: (err?: Error) => void) {
       closing = true;
       const h2Sockets = new Set([...sessions].map((s) => s.socket));
-      for (const session of sessions) session.close();
+      for (const session of sessions) goAway(session);
+      for (const res of h1Responses) if (!res.headersSent) res.shouldKeepAlive = false;
       for (const socket of sockets) {
         if (!h2Sockets.has(socket as never) && !h1InFlight.get(socket)) socket.destroy();
       }
