@@ -56,6 +56,9 @@ GREETER_LABELS = {
 }
 GREETER_DEFAULT = "unknown"
 
+# onnx_session_options of the slow fixtures: their run time must not depend on the cores.
+ONE_THREAD = {"intra_op_num_threads": 1}
+
 
 def opset(domain="", version=17):
     return helper.make_opsetid(domain, version)
@@ -69,14 +72,18 @@ def save_onnx(graph, path, opsets=None):
     return model
 
 
-def mlmodel_yaml(signature=None, example=None, flavors=None, params=None):
-    """The MLmodel file as mlflow.onnx.save_model writes it (MLflow 2.x)."""
+def mlmodel_yaml(signature=None, example=None, flavors=None, params=None, session_options=None):
+    """The MLmodel file as mlflow.onnx.save_model writes it (MLflow 2.x), with the
+    onnx flavor's onnx_session_options when given."""
     if flavors is None:
         flavors = """  onnx:
     code: null
     data: model.onnx
     onnx_version: 1.12.0
-    providers:
+"""
+        if session_options:
+            flavors += "    onnx_session_options:\n" + "".join(f"      {k}: {v}\n" for k, v in session_options.items())
+        flavors += """    providers:
     - CPUExecutionProvider
   python_function:
     data: model.onnx
@@ -101,11 +108,11 @@ def mlmodel_yaml(signature=None, example=None, flavors=None, params=None):
     return text
 
 
-def write_model_dir(path, model_bytes_or_graph, signature=None, example=None, example_json=None, flavors=None, params=None):
+def write_model_dir(path, model_bytes_or_graph, signature=None, example=None, example_json=None, flavors=None, params=None, session_options=None):
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path)
     with open(os.path.join(path, "MLmodel"), "w") as f:
-        f.write(mlmodel_yaml(signature, example, flavors, params))
+        f.write(mlmodel_yaml(signature, example, flavors, params, session_options))
     with open(os.path.join(path, "conda.yaml"), "w") as f:
         f.write(CONDA_YAML)
     if example_json is not None:
@@ -392,7 +399,9 @@ def make_dtypes():
 
 def make_slow():
     """A model whose run time the caller chooses: an n x n matrix of ones squared
-    and summed (n^3 multiply-adds). Used to prove the event loop stays free."""
+    and summed (n^3 multiply-adds). Used to prove the event loop stays free. One
+    intra-op thread (onnx_session_options), so that a run takes as long on any number
+    of cores."""
     graph = helper.make_graph(
         [
             helper.make_node("Concat", ["n", "n"], ["shape"], axis=0),
@@ -406,7 +415,49 @@ def make_slow():
         [helper.make_tensor_value_info("n", TensorProto.INT64, [1])],
         [helper.make_tensor_value_info("total", TensorProto.FLOAT, [])],
     )
-    write_model_dir(os.path.join(FIXTURES, "slow"), (graph, [opset()]))
+    write_model_dir(os.path.join(FIXTURES, "slow"), (graph, [opset()]), session_options=ONE_THREAD)
+
+
+def make_slow_batch():
+    """The batchable twin of the slow model: each row asks for an n, a run costs
+    max(n)^3 multiply-adds (one thread), and answers every row its own n ("echo") and
+    the number of rows its run held ("rows_in_run"), so a caller sees the batch it was
+    merged into. A "tag" param (default "a") keeps requests apart as params do."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMax", ["n"], ["m"], keepdims=1),
+            helper.make_node("Concat", ["m", "m"], ["shape"], axis=0),
+            helper.make_node(
+                "ConstantOfShape", ["shape"], ["ones"], value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0])
+            ),
+            helper.make_node("MatMul", ["ones", "ones"], ["square"]),
+            helper.make_node("ReduceSum", ["square"], ["total"], keepdims=0),
+            # 0 from the run's result, so the work cannot be skipped.
+            helper.make_node("Mul", ["total", "zero"], ["nothing"]),
+            helper.make_node("Cast", ["nothing"], ["nothing_int"], to=TensorProto.INT64),
+            helper.make_node("Add", ["n", "nothing_int"], ["echo"]),
+            helper.make_node("Shape", ["n"], ["rows"]),
+            helper.make_node("Expand", ["rows", "rows"], ["rows_in_run"]),
+        ],
+        "slow_batch",
+        [helper.make_tensor_value_info("n", TensorProto.INT64, ["batch"])],
+        [
+            helper.make_tensor_value_info("echo", TensorProto.INT64, ["batch"]),
+            helper.make_tensor_value_info("rows_in_run", TensorProto.INT64, ["batch"]),
+        ],
+        initializer=[numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero")],
+    )
+    signature = {
+        "inputs": [{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}, "name": "n"}],
+        "outputs": [
+            {"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}, "name": "echo"},
+            {"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}, "name": "rows_in_run"},
+        ],
+    }
+    params = [{"name": "tag", "type": "string", "default": "a", "shape": None}]
+    write_model_dir(
+        os.path.join(FIXTURES, "slow_batch"), (graph, [opset()]), signature, params=params, session_options=ONE_THREAD
+    )
 
 
 def make_broken():
@@ -474,6 +525,7 @@ def main():
     reference = {"iris": make_iris(), "greeter": make_greeter(), "multi": make_multi(), "tabular": make_tabular(), **make_docs_models()}
     make_dtypes()
     make_slow()
+    make_slow_batch()
     make_broken()
     with open(os.path.join(FIXTURES, "reference.json"), "w") as f:
         json.dump(reference, f, indent=2)

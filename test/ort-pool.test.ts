@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { createOrtPool } from "../src/runtime/ort-pool.js";
 import { reference } from "./helpers/reference.js";
 import { IRIS } from "./helpers/server.js";
+import { until } from "./helpers/wait.js";
 
 const input = () => ({ input: { dtype: "float32", shape: [1, 4], data: new Float32Array(reference.iris.rows[0]!) } });
 
@@ -16,7 +17,7 @@ describe("createOrtPool()", () => {
       pool.simulateCrash(0);
       const pending = pool.run("iris", input());
       await assert.rejects(pending, /onnxruntime worker stopped \(exit code 70/);
-      for (let i = 0; i < 300 && pool.workers().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      await until("the pool replaced the worker", () => pool.workers().length > 0);
       assert.equal(pool.workers().length, 1);
       assert.notEqual(pool.workers()[0], before, "a new worker thread");
       const outputs = await pool.run("iris", input());

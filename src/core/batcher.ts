@@ -99,6 +99,8 @@ function sliceRows(t: Tensor, start: number, count: number): Tensor {
 export interface BatchObserver {
   batch(requests: number, rows: number, seconds: number): void;
   queue(depth: number): void;
+  /** Batches of the model running now (a run started or ended). */
+  running(count: number): void;
 }
 
 export function createBatcher(
@@ -106,7 +108,7 @@ export function createBatcher(
   batchable: boolean,
   run: (inputs: Record<string, Tensor>) => Promise<Record<string, Tensor>>,
   options: BatcherOptions,
-  observer: BatchObserver = { batch() {}, queue() {} },
+  observer: BatchObserver = { batch() {}, queue() {}, running() {} },
 ): Batcher {
   const queue: Pending[] = [];
   const stats: BatchStats = { batches: 0, requests: 0, largestBatchRows: 0 };
@@ -124,6 +126,7 @@ export function createBatcher(
     const at = queue.indexOf(p);
     if (at < 0) return;
     queue.splice(at, 1);
+    observer.queue(queue.length);
     p.cleanup();
     p.reject(error);
     notifyIdle();
@@ -163,6 +166,7 @@ export function createBatcher(
 
   async function dispatch(batch: Pending[]): Promise<void> {
     running++;
+    observer.running(running);
     batch.forEach((p) => p.cleanup());
     const rows = batch.reduce((n, p) => n + p.rows, 0);
     stats.batches++;
@@ -192,6 +196,7 @@ export function createBatcher(
       for (const p of batch) p.reject(error);
     } finally {
       running--;
+      observer.running(running);
       schedule();
       notifyIdle();
     }

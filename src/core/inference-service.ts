@@ -144,6 +144,7 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
           batcher: createBatcher(source.name, canBatch(inputs, outputs), run, { ...deps.batching, ...batching, concurrency: deps.pool.size }, {
             batch: (requests, rows, seconds) => observer.batch(source.name, requests, rows, seconds),
             queue: (depth) => observer.queue(source.name, depth),
+            running: (count) => observer.running(source.name, count),
           }),
           source,
           onnx: await readOnnxInfo(source.onnxPath),

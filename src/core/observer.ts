@@ -9,6 +9,8 @@ export interface CoreObserver {
   batch(model: string, requests: number, rows: number, seconds: number): void;
   /** Requests now waiting for the model. */
   queue(model: string, depth: number): void;
+  /** Runs of the model on a worker now. */
+  running(model: string, count: number): void;
   /** A model (version) finished loading. */
   loaded(model: string, seconds: number): void;
   /** A model (version) ran its input example once on every worker before serving. */
@@ -16,4 +18,4 @@ export interface CoreObserver {
 }
 
 /** An observer that records nothing. */
-export const NO_OBSERVER: CoreObserver = { inference() {}, batch() {}, queue() {}, loaded() {}, warmedUp() {} };
+export const NO_OBSERVER: CoreObserver = { inference() {}, batch() {}, queue() {}, running() {}, loaded() {}, warmedUp() {} };

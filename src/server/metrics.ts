@@ -25,6 +25,7 @@ export function createMetrics(): Metrics {
   const batchRequests = new Histogram({ name: "mlflow_connect_batch_requests", help: "Requests merged into one model run.", labelNames: ["model"], buckets: [1, 2, 4, 8, 16, 32, 64], ...labels });
   const runSeconds = new Histogram({ name: "mlflow_connect_worker_busy_seconds", help: "Time a worker spent on one model run.", labelNames: ["model"], buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], ...labels });
   const queueDepth = new Gauge({ name: "mlflow_connect_queue_depth", help: "Requests waiting for a model run.", labelNames: ["model"], ...labels });
+  const runsInProgress = new Gauge({ name: "mlflow_connect_runs_in_progress", help: "Model runs (batches) on a worker now.", labelNames: ["model"], ...labels });
   const loadSeconds = new Gauge({ name: "mlflow_connect_model_load_seconds", help: "How long the served version of a model took to load.", labelNames: ["model"], ...labels });
   const warmUpSeconds = new Gauge({ name: "mlflow_connect_model_warmup_seconds", help: "How long the served version of a model took to run its input example on every worker.", labelNames: ["model"], ...labels });
   return {
@@ -43,6 +44,9 @@ export function createMetrics(): Metrics {
     },
     queue(model, depth) {
       queueDepth.set({ model }, depth);
+    },
+    running(model, count) {
+      runsInProgress.set({ model }, count);
     },
     loaded(model, seconds) {
       loadSeconds.set({ model }, seconds);

@@ -7,7 +7,9 @@ import { MLflow } from "../../gen/mlflow_pb.js";
 import { ModelService } from "../../gen/mlflow/serving/v1/model_service_pb.js";
 import { DataType, TensorSchema } from "../../gen/mlflow/serving/v1/tensor_pb.js";
 import { PROBABILITY_TOLERANCE, reference } from "../helpers/reference.js";
+import { modelValue } from "../helpers/metrics.js";
 import { IRIS, type RunningServer, SLOW, startServer } from "../helpers/server.js";
+import { settled, untilModel } from "../helpers/wait.js";
 
 const { iris } = reference;
 const irisTensor = (rows: number[][]) => create(TensorSchema, { dtype: DataType.FLOAT32, shape: [BigInt(rows.length), BigInt(rows[0]!.length)], floatData: rows.flat() });
@@ -40,6 +42,7 @@ describe("dynamic batching under concurrent load", () => {
       assert.equal(result.status, "fulfilled", `call ${i}: ${String((result as PromiseRejectedResult).reason)}`);
       const { outputs } = (result as PromiseFulfilledResult<Awaited<(typeof calls)[number]["call"]>>).value;
       assert.deepEqual(outputs.label!.int64Data.map(Number), picks.map((p) => iris.label[p]!), `call ${i}`);
+      assert.equal(outputs.probabilities!.floatData.length, picks.length * 3, `call ${i}`);
       outputs.probabilities!.floatData.forEach((v, k) => assert.ok(Math.abs(v - iris.probabilities[picks[Math.floor(k / 3)]!]![k % 3]!) < PROBABILITY_TOLERANCE));
     });
     const stats = server.app.core.batchStats("iris");
@@ -56,9 +59,10 @@ describe("per-model batching settings", () => {
     const server = await startServer([SLOW], { workers: 1, maxQueue: 100, modelBatching: { slow: { maxQueue: 1 } } });
     try {
       const client = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
-      const busy = client.predict({ value: JSON.stringify({ inputs: [3000] }) });
-      await new Promise((r) => setTimeout(r, 50));
+      const busy = client.predict({ value: JSON.stringify({ inputs: [2000] }) });
+      await untilModel(server.url, "slow", { running: 1 }, [busy]);
       const queued = client.predict({ value: JSON.stringify({ inputs: [10] }) });
+      await untilModel(server.url, "slow", { queued: 1 }, [queued]);
       const refused = await client.predict({ value: JSON.stringify({ inputs: [10] }) }).then(
         () => assert.fail("no backpressure"),
         (e: unknown) => ConnectError.from(e),
@@ -79,21 +83,20 @@ describe("backpressure and deadlines", () => {
   });
   after(() => server.close());
 
-  // The slow fixture squares an n x n matrix: n = 3000 keeps the one worker busy for a while.
+  // The slow fixture squares an n x n matrix on one thread: n^3 multiply-adds (n = 3000:
+  // most of a second here); n = 10 takes microseconds.
   const slow = (n: number) => JSON.stringify({ inputs: [n] });
+  const value = (name: string, labels: Record<string, string> = {}) => modelValue(server.url, name, "slow", labels);
+  /** Requests the model ran (a public histogram's sum, updated when a run ends). */
+  const requestsRun = () => value("mlflow_connect_batch_requests_sum");
 
-  it("fails requests past the queue at once: RESOURCE_EXHAUSTED over gRPC, 429 with Retry-After over HTTP; expired deadlines never run", async () => {
+  it("fails requests past the queue at once, while the model is busy: RESOURCE_EXHAUSTED over gRPC, 429 with Retry-After over HTTP", async () => {
     const client = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
-    const busy = client.predict({ value: slow(3000) });
-    await new Promise((r) => setTimeout(r, 50)); // let it reach the worker
-    const ran = server.app.core.batchStats("slow").requests;
-    // A deadline shorter than the busy run: answered DEADLINE_EXCEEDED, never run.
-    const late = client.predict({ value: slow(10) }, { timeoutMs: 100 }).then(
-      () => assert.fail("ran despite its deadline"),
-      (e: unknown) => ConnectError.from(e),
-    );
-    const queued = [client.predict({ value: slow(10) })];
-    const started = performance.now();
+    const [ran, overloaded] = [await requestsRun(), await value("mlflow_connect_inferences_total", { outcome: "overloaded" })];
+    const busy = client.predict({ value: slow(2000) });
+    await untilModel(server.url, "slow", { running: 1 }, [busy]);
+    const queued = [client.predict({ value: slow(10) }), client.predict({ value: slow(10) })];
+    await untilModel(server.url, "slow", { queued: 2 }, queued);
     const refused = await client.predict({ value: slow(10) }).then(
       () => assert.fail("no backpressure"),
       (e: unknown) => ConnectError.from(e),
@@ -104,47 +107,66 @@ describe("backpressure and deadlines", () => {
     assert.equal(http.status, 429);
     assert.equal(http.headers.get("retry-after"), "1");
     assert.equal(((await http.json()) as { error_code: string }).error_code, "RESOURCE_EXHAUSTED");
-    assert.ok(performance.now() - started < 500, "refused without waiting for the busy model");
-    const deadline = await late;
-    assert.equal(deadline.code, Code.DeadlineExceeded);
+    assert.equal(await settled(busy), false, "both refused while the busy run went on, without waiting for it");
+    const answers = await Promise.all([busy, ...queued]);
+    assert.deepEqual(answers.slice(1).map((a) => JSON.parse(a.value)), [{ predictions: 1000 }, { predictions: 1000 }]);
+    assert.equal((await requestsRun()) - ran, 3, "the busy request and the two queued ones ran");
+    assert.equal((await value("mlflow_connect_inferences_total", { outcome: "overloaded" })) - overloaded, 2);
+  });
+
+  it("answers DEADLINE_EXCEEDED when a deadline passes while queued, and never runs that request", async () => {
+    const client = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
+    const [ran, expired] = [await requestsRun(), await value("mlflow_connect_inferences_total", { outcome: "deadline" })];
+    const busy = client.predict({ value: slow(3000) });
+    await untilModel(server.url, "slow", { running: 1 }, [busy]);
+    // 50 ms against a run of most of a second: answered while the busy run goes on.
+    const late = await client.predict({ value: slow(10) }, { timeoutMs: 50 }).then(
+      () => assert.fail("ran despite its deadline"),
+      (e: unknown) => ConnectError.from(e),
+    );
+    assert.equal(late.code, Code.DeadlineExceeded);
+    assert.equal(await settled(busy), false, "answered at its deadline, not once the model was free");
     await busy;
-    await Promise.all(queued);
-    assert.equal(server.app.core.batchStats("slow").requests - ran, 1, "only the queued request ran after the busy one");
+    assert.equal((await requestsRun()) - ran, 1, "only the busy request ran");
+    assert.equal((await value("mlflow_connect_inferences_total", { outcome: "deadline" })) - expired, 1);
   });
 
   it("treats a deadline beyond setTimeout's range as far away, not as passed, while queued", async () => {
     const grpc = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
     const connect = createClient(MLflow, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
     const busy = grpc.predict({ value: slow(2000) });
-    await new Promise((r) => setTimeout(r, 20)); // let it reach the worker
-    // Over 2^31-1 ms, a timer would fire after 1 ms: these wait longer than that behind the busy run.
+    await untilModel(server.url, "slow", { running: 1 }, [busy]);
+    // Over 2^31-1 ms, a timer would fire after 1 ms: these wait behind the busy run.
     const far = { headers: { "grpc-timeout": "99999999S", "connect-timeout-ms": "9999999999" } };
-    const answers = await Promise.all([grpc.predict({ value: slow(10) }, far), connect.predict({ value: slow(10) }, far), busy]);
-    assert.equal(answers.length, 3);
+    const queued = [grpc.predict({ value: slow(10) }, far), connect.predict({ value: slow(10) }, far)];
+    await untilModel(server.url, "slow", { queued: 2 }, queued);
+    const answers = await Promise.all(queued);
+    assert.deepEqual(answers.map((a) => JSON.parse(a.value)), [{ predictions: 1000 }, { predictions: 1000 }]);
+    await busy;
   });
 
   it("removes a caller that goes away while queued before it runs, on the lean gRPC and Connect paths", async () => {
     const grpc = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
     const connect = createClient(MLflow, createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }));
     const lean = server.app.leanCalls();
-    const busy = grpc.predict({ value: slow(4000) }); // ~0.5 s here: longer than the two calls below
-    await new Promise((r) => setTimeout(r, 50)); // let it reach the worker
-    const ran = server.app.core.batchStats("slow").requests;
-    let abortedAt = 0;
+    const [ran, cancelled] = [await requestsRun(), await value("mlflow_connect_inferences_total", { outcome: "cancelled" })];
+    const busy = grpc.predict({ value: slow(3000) });
+    await untilModel(server.url, "slow", { running: 1 }, [busy]);
     for (const client of [grpc, connect]) {
       const abort = new AbortController();
       const call = client.predict({ value: slow(10) }, { signal: abort.signal }).then(
         () => assert.fail("answered despite the abort"),
         (e: unknown) => ConnectError.from(e),
       );
-      await new Promise((r) => setTimeout(r, 25)); // queued behind the busy run
+      await untilModel(server.url, "slow", { queued: 1 }, [call]);
       abort.abort();
-      abortedAt = performance.now();
       assert.equal((await call).code, Code.Canceled);
+      await untilModel(server.url, "slow", { queued: 0 }, [busy]); // the server dropped it, before the busy run ended
     }
-    const busyAnswered = await busy.then(() => performance.now());
-    assert.ok(busyAnswered > abortedAt, "the busy run outlasted both calls (else the test proves nothing)");
-    assert.equal(server.app.core.batchStats("slow").requests - ran, 0, "neither ran after the busy one");
+    assert.equal(await settled(busy), false, "the busy run outlasted both calls (else the test proves nothing)");
+    await busy;
+    assert.equal((await requestsRun()) - ran, 1, "neither ran after the busy one");
+    assert.equal((await value("mlflow_connect_inferences_total", { outcome: "cancelled" })) - cancelled, 2);
     assert.equal(server.app.leanCalls() - lean, 3, "all three took the lean path");
   });
 });

@@ -13,6 +13,8 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { MLflow } from "../../gen/mlflow_pb.js";
 import { reference } from "../helpers/reference.js";
 import { BROKEN, GREETER, ROOT, SLOW } from "../helpers/server.js";
+import { modelValue } from "../helpers/metrics.js";
+import { untilModel } from "../helpers/wait.js";
 
 const BIN = `${ROOT}bin/mlflow-connect.js`;
 const exec = promisify(execFile);
@@ -131,8 +133,13 @@ describe("mlflow-connect serve", () => {
   it("logs one JSON access line per call on every protocol, with request id, protocol, model, code and duration", async () => {
     const child = spawn(process.execPath, [BIN, "serve", GREETER, "--port", "0", "--workers", "1"], { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
-    child.stdout!.on("data", (chunk: Buffer) => (out += chunk));
-    while (!out.includes("\n")) await new Promise((r) => setTimeout(r, 10));
+    const started = new Promise<void>((resolve) =>
+      child.stdout!.on("data", (chunk: Buffer) => {
+        out += chunk;
+        if (out.includes("\n")) resolve();
+      }),
+    );
+    await started;
     const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)![1]!;
     await createClient(MLflow, createGrpcTransport({ baseUrl: url })).predict({ value: "hi" });
     await createClient(MLflow, createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1" })).predict({ value: "hi" });
@@ -164,8 +171,14 @@ describe("mlflow-connect serve", () => {
   it("exits 0 on SIGTERM even while a run nobody waits for is inside onnxruntime", async () => {
     const { child, line } = await startCli([SLOW, "--port", "0", "--workers", "1"]);
     const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(line.msg)![1]!;
-    // The client gives up while the model runs (n = 5000: seconds of work).
-    await fetch(`${url}/invocations`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"inputs": [5000]}', signal: AbortSignal.timeout(300) }).catch(() => undefined);
+    // The client gives up once the model runs (n = 3000: most of a second of work).
+    const abort = new AbortController();
+    const call = fetch(`${url}/invocations`, { method: "POST", headers: { "content-type": "application/json" }, body: '{"inputs": [3000]}', signal: abort.signal });
+    call.catch(() => undefined);
+    await untilModel(url, "slow", { running: 1 }, [call]);
+    abort.abort();
+    await assert.rejects(call, { name: "AbortError" });
+    assert.equal(await modelValue(url, "mlflow_connect_runs_in_progress", "slow"), 1, "still inside onnxruntime");
     child.kill("SIGTERM");
     const [code, signal] = await once(child, "exit");
     assert.deepEqual([code, signal], [0, null], "not aborted by terminating a worker inside a native run");

@@ -6,7 +6,9 @@ import { createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect
 import { MLflow } from "../../gen/mlflow_pb.js";
 import { ModelService } from "../../gen/mlflow/serving/v1/model_service_pb.js";
 import { DataType, TensorSchema } from "../../gen/mlflow/serving/v1/tensor_pb.js";
-import { IRIS, MULTI, type RunningServer, TABULAR, startServer } from "../helpers/server.js";
+import { scrape } from "../helpers/metrics.js";
+import { IRIS, MULTI, type RunningServer, SLOW_BATCH, TABULAR, startServer } from "../helpers/server.js";
+import { until } from "../helpers/wait.js";
 
 type TensorInit = MessageInitShape<typeof TensorSchema>;
 const t = (dtype: DataType, shape: number[], data: Omit<TensorInit, "dtype" | "shape" | "$typeName">) =>
@@ -155,12 +157,41 @@ describe("signature enforcement: the same refusal and code on every front", () =
     assert.equal(irisTyped.outputs.label!.int64Data.length, 1);
   });
 
-  it("ignores params the schema does not know, as MLflow does, and applies defaults", async () => {
+  it("ignores params the schema does not know, as MLflow does", async () => {
     const res = await fetch(`${servers.multi!.url}/invocations`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ inputs: { a: [[1, 2]], b: [3] }, params: { unknown: [1, 2] } }),
     });
     assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { predictions: { sum: [6], doubled: [6] } });
+  });
+
+  it("fills in a param's default: a request without params is the same as one sending the default, not as one sending another value", async () => {
+    // ONNX graphs take no params: what the default changes is which requests may share a
+    // run (same params only). slow_batch tells each row how many rows its run held.
+    const server = await startServer([SLOW_BATCH], { workers: 1 });
+    try {
+      const client = createClient(ModelService, createGrpcTransport({ baseUrl: server.url }));
+      const predict = (n: number, params?: JsonObject) => client.predict({ inputs: { n: i64([1], [n]) }, params });
+      const gauge = async (name: string) => (await scrape(server.url)).value(name, { model: "slow_batch" });
+      const busy = predict(1500); // holds the one worker while the others queue
+      await until("the busy run started", async () => (await gauge("mlflow_connect_runs_in_progress")) === 1);
+      const calls = [predict(1), predict(2, { tag: "a" }), predict(3, { tag: "b" }), predict(4, { unknown: 1 })];
+      await until("the four calls are queued", async () => (await gauge("mlflow_connect_queue_depth")) === 4);
+      const answers = await Promise.all(calls);
+      await busy;
+      assert.deepEqual(
+        answers.map((a) => [a.outputs.echo!.int64Data, a.outputs.rows_in_run!.int64Data]),
+        [
+          [[1n], [3n]], // no params: the default tag "a"
+          [[2n], [3n]], // tag "a" sent
+          [[3n], [1n]], // tag "b": a run of its own
+          [[4n], [3n]], // an unknown param only: the default tag "a"
+        ],
+      );
+    } finally {
+      await server.close();
+    }
   });
 });

@@ -9,9 +9,11 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../../gen/grpc/health/v1/health_pb.js";
 import { GRPCInferenceService } from "../../gen/inference/grpc_predict_v2_pb.js";
 import { reference } from "../helpers/reference.js";
-import { makeRepository } from "../helpers/repository.js";
+import { makeRepository, slowToLoad } from "../helpers/repository.js";
 import { MLflow } from "../../gen/mlflow_pb.js";
-import { GREETER, IRIS, MULTI, ROOT, type RunningServer, SLOW, TABULAR, startServer } from "../helpers/server.js";
+import { GREETER, IRIS, ROOT, type RunningServer, SLOW, TABULAR, startServer } from "../helpers/server.js";
+import { scrape } from "../helpers/metrics.js";
+import { settled, until } from "../helpers/wait.js";
 
 const exec = promisify(execFile);
 const BUF = `${ROOT}node_modules/.bin/buf`;
@@ -22,17 +24,17 @@ const irisRequest = {
   inputs: [{ name: "input", datatype: "FP32", shape: [BigInt(iris.rows.length), 4n], contents: { fp32Contents: iris.rows.flat() } }],
 };
 
-/** Collects a Watch stream's statuses; `until` resolves once one satisfies `predicate`. */
+/** Collects a Watch stream's statuses; `until(status)` resolves once it is the latest one seen. */
 function watch(server: RunningServer, service: string) {
   const client = createClient(Health, createGrpcTransport({ baseUrl: server.url }));
   const controller = new AbortController();
   const seen: Status[] = [];
-  const waiters: Array<{ predicate: (s: Status) => boolean; resolve: () => void }> = [];
+  const waiters: Array<{ status: Status; resolve: () => void }> = [];
   const done = (async () => {
     try {
       for await (const res of client.watch({ service }, { signal: controller.signal })) {
         seen.push(res.status);
-        for (const w of [...waiters]) if (w.predicate(res.status)) w.resolve();
+        for (const w of [...waiters]) if (w.status === res.status) w.resolve();
       }
     } catch (error) {
       if (ConnectError.from(error).code !== Code.Canceled) throw error;
@@ -41,7 +43,7 @@ function watch(server: RunningServer, service: string) {
   return {
     seen,
     done,
-    until: (status: Status) => (seen.includes(status) ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ predicate: (s) => s === status, resolve }))),
+    until: (status: Status) => (seen.at(-1) === status ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ status, resolve }))),
     stop: () => controller.abort(),
   };
 }
@@ -79,6 +81,11 @@ describe("gRPC reflection", () => {
 describe("health and the model repository", () => {
   let server: RunningServer;
   let repo: string;
+  /** POSTs to the repository API and requires 200. */
+  const post = async (path: string) => {
+    const res = await fetch(`${server.url}${path}`, { method: "POST" });
+    assert.equal(res.status, 200, `${path}: ${await res.text()}`);
+  };
   before(async () => {
     repo = makeRepository({ iris: IRIS, greeter: GREETER, tabular: TABULAR });
     server = await startServer([repo], { workers: 2, modelControlMode: "explicit" });
@@ -93,24 +100,26 @@ describe("health and the model repository", () => {
     await assert.rejects(client.check({ service: "nope" }), (e: unknown) => ConnectError.from(e).code === Code.NotFound);
   });
 
-  it("Watch follows a model from unknown through loading to serving, and to not serving when unloaded", async () => {
-    const w = watch(server, "multi");
+  it("Watch follows a model from unknown through loading to serving, and to not serving when unloaded", { timeout: 60_000 }, async () => {
+    const w = watch(server, "warming");
     await w.until(Status.SERVICE_UNKNOWN);
-    cpSync(MULTI, join(repo, "multi"), { recursive: true }); // a new model appears in the repository
-    const load = await fetch(`${server.url}/v2/repository/models/multi/load`, { method: "POST" });
-    assert.equal(load.status, 200);
+    // A new model appears in the repository; its warm-up run keeps it loading for a while.
+    slowToLoad(join(repo, "warming"));
+    const load = fetch(`${server.url}/v2/repository/models/warming/load`, { method: "POST" });
+    await Promise.race([w.until(Status.NOT_SERVING), load.then(() => assert.fail(`the load answered first; statuses seen: ${w.seen}`))]);
+    assert.equal(await settled(load), false, "NOT_SERVING was seen while the load ran");
+    assert.equal((await load).status, 200);
     await w.until(Status.SERVING);
-    const unload = await fetch(`${server.url}/v2/repository/models/multi/unload`, { method: "POST" });
+    const unload = await fetch(`${server.url}/v2/repository/models/warming/unload`, { method: "POST" });
     assert.equal(unload.status, 200);
     await w.until(Status.NOT_SERVING);
     w.stop();
     await w.done;
-    // Unknown first, serving once loaded (not serving while loading, when the watch saw it), not serving at the end.
-    assert.equal(w.seen[0], Status.SERVICE_UNKNOWN);
-    assert.deepEqual(w.seen.slice(-2), [Status.SERVING, Status.NOT_SERVING]);
-    assert.ok(w.seen.slice(1, -2).every((s) => s === Status.NOT_SERVING), String(w.seen));
-    const index = (await (await fetch(`${server.url}/v2/repository/index`, { method: "POST" })).json()) as Array<{ name: string; state: string }>;
-    assert.deepEqual(index.map((e) => [e.name, e.state]), [["greeter", "READY"], ["iris", "READY"], ["multi", "UNAVAILABLE"], ["tabular", "READY"]]);
+    assert.deepEqual(w.seen, [Status.SERVICE_UNKNOWN, Status.NOT_SERVING, Status.SERVING, Status.NOT_SERVING]);
+    const index = await fetch(`${server.url}/v2/repository/index`, { method: "POST" });
+    assert.equal(index.status, 200);
+    const entries = (await index.json()) as Array<{ name: string; state: string }>;
+    assert.deepEqual(entries.map((e) => [e.name, e.state]), [["greeter", "READY"], ["iris", "READY"], ["tabular", "READY"], ["warming", "UNAVAILABLE"]]);
   });
 
   it("loads, reloads and unloads models under steady traffic without failing a request", async () => {
@@ -129,10 +138,6 @@ describe("health and the model repository", () => {
         }
       }
     });
-    const post = async (path: string) => {
-      const res = await fetch(`${server.url}${path}`, { method: "POST" });
-      assert.equal(res.status, 200, `${path}: ${await res.text()}`);
-    };
     for (let i = 0; i < 3; i++) {
       await post("/v2/repository/models/iris/load"); // reload: the new sessions replace the old ones
       await post("/v2/repository/models/greeter/unload");
@@ -155,8 +160,8 @@ describe("health and the model repository", () => {
       const res = await fetch(`${server.url}/v2/repository/models/${model}/load`, { method: "POST", headers: { "content-type": "application/json" } });
       assert.equal(res.status, 200, "an empty JSON body is fine");
     }
-    await fetch(`${server.url}/v2/repository/models/greeter/unload`, { method: "POST" });
-    await fetch(`${server.url}/v2/repository/models/greeter/load`, { method: "POST" });
+    await post("/v2/repository/models/greeter/unload");
+    await post("/v2/repository/models/greeter/load");
     overall.stop();
     iris_.stop();
     await Promise.all([overall.done, iris_.done]);
@@ -169,10 +174,12 @@ describe("health and the model repository", () => {
 
   it("reloads a slow model while its own requests are in flight, failing none", async () => {
     cpSync(SLOW, join(repo, "slow"), { recursive: true });
-    await fetch(`${server.url}/v2/repository/models/slow/load`, { method: "POST" });
+    await post("/v2/repository/models/slow/load");
     const seedless = createClient(GRPCInferenceService, createGrpcTransport({ baseUrl: server.url }));
-    const call = () => seedless.modelInfer({ modelName: "slow", inputs: [{ name: "n", datatype: "INT64", shape: [1n], contents: { int64Contents: [600n] } }] });
+    const call = () => seedless.modelInfer({ modelName: "slow", inputs: [{ name: "n", datatype: "INT64", shape: [1n], contents: { int64Contents: [1500n] } }] });
     const inFlight = Array.from({ length: 12 }, call);
+    // The workers run two at a time: the reloads start once the others wait in the queue.
+    await until("slow's requests are queued", async () => ((await scrape(server.url)).value("mlflow_connect_queue_depth", { model: "slow" }) ?? 0) > 0);
     const reloads = [1, 2, 3].map(() => fetch(`${server.url}/v2/repository/models/slow/load`, { method: "POST" }));
     const after = Array.from({ length: 6 }, call);
     const results = await Promise.allSettled([...inFlight, ...after]);
@@ -183,12 +190,12 @@ describe("health and the model repository", () => {
   it("serves the newest version after a load, refusing calls to an unloaded model", async () => {
     const client = createClient(GRPCInferenceService, createGrpcTransport({ baseUrl: server.url }));
     cpSync(IRIS, join(repo, "versioned", "1"), { recursive: true });
-    await fetch(`${server.url}/v2/repository/models/versioned/load`, { method: "POST" });
+    await post("/v2/repository/models/versioned/load");
     assert.deepEqual((await client.modelMetadata({ name: "versioned" })).versions, ["1"]);
     cpSync(IRIS, join(repo, "versioned", "2"), { recursive: true });
-    await fetch(`${server.url}/v2/repository/models/versioned/load`, { method: "POST" });
+    await post("/v2/repository/models/versioned/load");
     assert.deepEqual((await client.modelMetadata({ name: "versioned" })).versions, ["2"]);
-    await fetch(`${server.url}/v2/repository/models/versioned/unload`, { method: "POST" });
+    await post("/v2/repository/models/versioned/unload");
     const error = await client.modelInfer({ ...irisRequest, modelName: "versioned" }).then(
       () => assert.fail("an unloaded model answered"),
       (e: unknown) => ConnectError.from(e),

@@ -11,6 +11,7 @@ const hasCurl = () => !toolSkip("curl", commandExists("curl"), "apt-get install 
 function assertIris(json: unknown): void {
   const { predictions } = json as { predictions: { label: number[]; probabilities: number[][] } };
   assert.deepEqual(predictions.label, iris.label);
+  assert.deepEqual(predictions.probabilities.map((row) => row.length), iris.probabilities.map(() => 3));
   predictions.probabilities.forEach((row, i) =>
     row.forEach((p, j) => assert.ok(Math.abs(p - iris.probabilities[i]![j]!) < PROBABILITY_TOLERANCE)),
   );

@@ -31,6 +31,7 @@ function assertIrisOutputs(outputs: Record<string, Tensor>, rows: number[][] = i
   assert.deepEqual(outputs.label!.shape, [BigInt(n)]);
   assert.deepEqual(outputs.label!.int64Data.map(Number), iris.label.slice(0, n));
   assert.deepEqual(outputs.probabilities!.shape, [BigInt(n), 3n]);
+  assert.equal(outputs.probabilities!.floatData.length, n * 3);
   outputs.probabilities!.floatData.forEach((p, k) => assert.ok(Math.abs(p - iris.probabilities[Math.floor(k / 3)]![k % 3]!) < PROBABILITY_TOLERANCE));
 }
 

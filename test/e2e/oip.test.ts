@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -160,7 +160,8 @@ describe("Open Inference Protocol", () => {
       const at = stdout.lastIndexOf("\n");
       return { status: Number(stdout.slice(at + 1)), json: JSON.parse(stdout.slice(0, at)) as Record<string, unknown> };
     };
-    assert.deepEqual(await get("/v2"), { status: 200, json: { name: "mlflow-connect", version: (await get("/v2")).json.version, extensions: ["model_repository"] } });
+    const { version } = JSON.parse(readFileSync(`${ROOT}package.json`, "utf8")) as { version: string };
+    assert.deepEqual(await get("/v2"), { status: 200, json: { name: "mlflow-connect", version, extensions: ["model_repository"] } });
     assert.deepEqual(await get("/v2/health/live"), { status: 200, json: { live: true } });
     assert.deepEqual(await get("/v2/health/ready"), { status: 200, json: { ready: true } });
     assert.deepEqual(await get("/v2/models/iris/ready"), { status: 200, json: { name: "iris", ready: true } });
@@ -188,7 +189,9 @@ describe("Open Inference Protocol", () => {
       inputs: Object.entries(DATATYPE_VALUES).map(([datatype, data]) => ({ name: DTYPE_OF[datatype], shape: [2], datatype, data })),
     }));
     assert.equal(everything.status, 200, JSON.stringify(everything.json));
-    for (const o of (everything.json as { outputs: Array<{ name: string; datatype: string; shape: number[]; data: unknown[] }> }).outputs) {
+    const everyOutput = (everything.json as { outputs: Array<{ name: string; datatype: string; shape: number[]; data: unknown[] }> }).outputs;
+    assert.equal(everyOutput.length, Object.keys(DATATYPE_VALUES).length);
+    for (const o of everyOutput) {
       assert.deepEqual([o.datatype, o.shape, o.data], [o.name === "out_string" ? "BYTES" : Object.keys(DTYPE_OF).find((k) => `out_${DTYPE_OF[k]}` === o.name), [2], DATATYPE_VALUES[o.datatype]], o.name);
     }
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import net from "node:net";
 import { describe, it } from "node:test";
 import { IRIS, startServer } from "../helpers/server.js";
@@ -15,15 +16,19 @@ function frameTypes(bytes: Buffer): number[] {
 }
 
 describe("the one-port listener", () => {
-  it("sends GOAWAY to an HTTP/2 connection that finished its preface only after close() began", async () => {
+  // Without the GOAWAY, close() would wait for the 60 s drain timeout: this test times out first.
+  it("sends GOAWAY to an HTTP/2 connection that finished its preface only after close() began", { timeout: 30_000 }, async () => {
     const server = await startServer([IRIS], { drainTimeoutMs: 60_000 });
+    // The server's side of the connection, to know when it has read the first bytes.
+    const accepted = once(server.app.fastify.server, "connection") as Promise<[net.Socket]>;
     const socket = net.connect(server.port, "127.0.0.1");
     const received: Buffer[] = [];
     socket.on("data", (chunk: Buffer) => received.push(chunk));
     const socketClosed = new Promise((resolve) => socket.once("close", resolve));
-    await new Promise((resolve) => socket.once("connect", resolve));
-    socket.write(PREFACE.subarray(0, 10)); // still sniffing: neither inner server has it yet
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const [serverSide] = await accepted;
+    const read = once(serverSide, "data");
+    socket.write(PREFACE.subarray(0, 10));
+    await read; // still sniffing: neither inner server has the connection yet
     const closed = server.close();
     socket.write(Buffer.concat([PREFACE.subarray(10), EMPTY_SETTINGS]));
     // Without the GOAWAY the connection would hold close() until the 60 s drain timeout.

@@ -36,7 +36,13 @@ describe("README examples work as written", () => {
   after(() => Promise.all([iris.close(), greeter.close()]));
 
   const list = examples();
-  it("has examples", () => assert.ok(list.length >= 6, `${list.length} examples`));
+  it("pairs every example block with its expected output", () => {
+    // Counted apart from the pairing pattern: an example whose expected block went
+    // missing or changed its fence would drop out of the list, untested.
+    const fences = readFileSync(`${ROOT}README.md`, "utf8").match(/^```(sh|js) example$/gm) ?? [];
+    assert.ok(fences.length > 0, "the README has examples");
+    assert.equal(list.length, fences.length, `${list.length} of ${fences.length} examples paired with an expected output`);
+  });
 
   for (const { language, command, format, expected } of list) {
     it(command.split("\n")[0]!.slice(0, 80), async (t) => {

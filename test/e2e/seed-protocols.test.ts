@@ -23,6 +23,7 @@ function assertIrisPredictions(value: string): void {
   const { predictions } = JSON.parse(value) as { predictions: { label: number[]; probabilities: number[][] } };
   assert.deepEqual(predictions.label, iris.label);
   assert.equal(predictions.probabilities.length, iris.rows.length);
+  assert.deepEqual(predictions.probabilities.map((row) => row.length), iris.probabilities.map(() => 3));
   predictions.probabilities.forEach((row, i) =>
     row.forEach((p, j) => assert.ok(Math.abs(p - iris.probabilities[i]![j]!) < PROBABILITY_TOLERANCE, `row ${i} class ${j}: ${p} vs ${iris.probabilities[i]![j]}`)),
   );
@@ -66,9 +67,9 @@ describe("MLflow/predict on the iris classifier", () => {
     try {
       const settings = await new Promise<http2.Settings>((resolve) => session.once("remoteSettings", resolve));
       assert.equal(settings.initialWindowSize, 1 << 20);
-      // The connection window grows by a WINDOW_UPDATE right after the settings (no event tells).
-      const until = Date.now() + 2000;
-      while ((session.state.remoteWindowSize ?? 0) < 16 << 20 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+      // The connection window grows by a WINDOW_UPDATE the server sends as the session
+      // starts: the answer to a PING sent now comes after it, frames being in order.
+      await new Promise((resolve, reject) => session.ping((error) => (error ? reject(error) : resolve(undefined))));
       assert.ok((session.state.remoteWindowSize ?? 0) >= 16 << 20, `connection window ${session.state.remoteWindowSize}`);
     } finally {
       session.destroy();

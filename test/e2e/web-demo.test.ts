@@ -57,6 +57,7 @@ describe("web demo in headless Chromium", { skip }, () => {
     await predict(page);
     const { label, probabilities } = await predictedClass(page);
     assert.equal(label, String(iris.label[0]));
+    assert.equal(probabilities.length, 3, "one probability per class");
     probabilities.forEach((p, k) => assert.ok(Math.abs(p - iris.probabilities[0]![k]!) < 1e-4, `class ${k}`));
     assert.match((await page.locator("#latency").textContent())!, /^\d+\.\d ms$/);
     mkdirSync(OUTPUT, { recursive: true });
@@ -77,6 +78,7 @@ describe("web demo in headless Chromium", { skip }, () => {
       await page.locator("#latency").filter({ hasText: /ms$/ }).waitFor();
       const { label, probabilities } = await predictedClass(page);
       assert.equal(label, String(iris.label[1]), transport);
+      assert.equal(probabilities.length, 3, `${transport}: one probability per class`);
       probabilities.forEach((p, k) => assert.ok(Math.abs(p - iris.probabilities[1]![k]!) < Math.max(1e-4, PROBABILITY_TOLERANCE), `${transport} class ${k}`));
     }
     // The switch really changes the protocol: gRPC-Web frames, then Connect JSON.

@@ -7,6 +7,7 @@ export const ROOT = new URL("../../../", import.meta.url).pathname;
 export const IRIS = `${ROOT}models/iris`;
 export const GREETER = `${ROOT}models/greeter`;
 export const SLOW = `${ROOT}test/fixtures/slow`;
+export const SLOW_BATCH = `${ROOT}test/fixtures/slow_batch`;
 export const BROKEN = `${ROOT}test/fixtures/broken`;
 export const MULTI = `${ROOT}test/fixtures/multi`;
 export const TABULAR = `${ROOT}test/fixtures/tabular`;
