@@ -1,11 +1,11 @@
-import { invalidInput } from "./errors.js";
+import { invalidInput, quote } from "./errors.js";
 import type { GraphTensorInfo, ServedModel } from "./served-model.js";
 import { type Tensor, elementCount, formatShape } from "./tensor.js";
 
 /** The graph input of that name; refuses an unknown one, listing the model's inputs. */
 export function graphInput(model: ServedModel, name: string): GraphTensorInfo {
   const input = model.inputs.find((g) => g.name === name);
-  if (!input) throw invalidInput(`model "${model.name}" has no input "${name}" (its inputs: ${model.inputs.map((g) => g.name).join(", ")})`);
+  if (!input) throw invalidInput(`model "${model.name}" has no input ${quote(name)} (its inputs: ${model.inputs.map((g) => g.name).join(", ")})`);
   return input;
 }
 
