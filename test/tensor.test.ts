@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { InferenceError } from "../src/core/errors.js";
-import { fromFloat16Bits, tensorFromJson, tensorToJson, toFloat16Bits } from "../src/core/tensor.js";
+import { MAX_RANK, fromFloat16Bits, tensorFromJson, tensorToJson, toFloat16Bits } from "../src/core/tensor.js";
 
 function refusal(fn: () => unknown): string {
   try {
@@ -37,6 +37,9 @@ describe("tensorFromJson()", () => {
     assert.match(refusal(() => tensorFromJson("x", [["1"]], "float32")), /expected float32, got string "1" at \[0, 0\]/);
     assert.match(refusal(() => tensorFromJson("x", [1], "string")), /expected string, got number 1/);
     assert.match(refusal(() => tensorFromJson("x", [300], "uint8")), /expected uint8, got 300, out of range/);
+    assert.match(refusal(() => tensorFromJson("x", [-129], "int8")), /expected int8, got -129, out of range/);
+    assert.match(refusal(() => tensorFromJson("x", [2 ** 32], "uint32")), /out of range/);
+    assert.match(refusal(() => tensorFromJson("x", [1e20], "int64")), /expected int64, got 100000000000000000000, out of range/);
     assert.match(refusal(() => tensorFromJson("x", [1], "bool")), /expected bool, got number 1/);
   });
 
@@ -44,6 +47,41 @@ describe("tensorFromJson()", () => {
     assert.match(refusal(() => tensorFromJson("x", [[1, 2], [3]], "float32")), /ragged nested lists at \[1\]/);
     assert.match(refusal(() => tensorFromJson("x", [[1, 2], 3], "float32")), /ragged/);
     assert.match(refusal(() => tensorFromJson("x", [1, [2]], "float32")), /ragged/);
+  });
+
+  it("refuses lists ragged against the first row before allocating the shape it names", () => {
+    // 10,000 items then 15,000 scalars: the first row names [15001, 10000], 150 M elements.
+    const first = Array.from({ length: 10_000 }, () => "a");
+    const value = [first, ...Array.from({ length: 15_000 }, () => "a")];
+    const rssBefore = process.memoryUsage().rss;
+    const started = performance.now();
+    for (const dtype of ["string", "float32", "int64", "bool"] as const) {
+      assert.match(refusal(() => tensorFromJson("x", value, dtype)), /input "x": ragged nested lists at \[1\] \(expected 10000 items\)/);
+    }
+    assert.ok(performance.now() - started < 1000, `${performance.now() - started} ms`);
+    assert.ok(process.memoryUsage().rss - rssBefore < 100 * 2 ** 20, "no allocation of the named shape");
+  });
+
+  it("finds raggedness deep down and names where", () => {
+    assert.match(refusal(() => tensorFromJson("x", [[[1, 2], [3, 4]], [[5, 6], [7]]], "float32")), /ragged nested lists at \[1, 1\] \(expected 2 items\)/);
+    assert.match(refusal(() => tensorFromJson("x", [[[1, 2], [3, 4]], [[5, 6], [7, [8]]]], "float32")), /ragged nested lists at \[1, 1, 1\]$/);
+    assert.match(refusal(() => tensorFromJson("x", [[1, 2], [3, "4"]], "float32")), /expected float32, got string "4" at \[1, 1\]/);
+    assert.deepEqual(tensorFromJson("x", [[], []], "float32").shape, [2, 0]);
+  });
+
+  it(`refuses nesting deeper than ${MAX_RANK} levels`, () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 10_000; i++) deep = [deep];
+    assert.match(refusal(() => tensorFromJson("x", deep, "float32")), /nested deeper than 32 levels/);
+  });
+
+  it("converts a million values in well under a second (linear, no per-element allocation)", () => {
+    const flat = Array.from({ length: 1_000_000 }, (_, i) => i / 2);
+    const rows = Array.from({ length: 250_000 }, () => [5.1, 3.5, 1.4, 0.2]);
+    const started = performance.now();
+    assert.equal(tensorFromJson("x", flat, "float64").data.length, 1_000_000);
+    assert.deepEqual(tensorFromJson("x", rows, "float32").shape, [250_000, 4]);
+    assert.ok(performance.now() - started < 1000, `${performance.now() - started} ms`);
   });
 
   it("keeps a scalar as rank 0 and bools as true/false", () => {

@@ -1,4 +1,4 @@
-import { invalidInput } from "./errors.js";
+import { invalidInput, quote } from "./errors.js";
 
 /** The element types a tensor can hold: MLflow's tensor dtypes as ONNX names them. */
 export const DTYPES = [
@@ -36,9 +36,11 @@ export const OIP_DATATYPES: Record<DType, string> = {
   string: "BYTES",
 };
 
+const DTYPE_OF_OIP = new Map(Object.entries(OIP_DATATYPES).map(([dtype, oip]) => [oip, dtype as DType]));
+
 /** The dtype of an OIP datatype name, or undefined for one we do not know. */
 export function dtypeFromOip(datatype: string): DType | undefined {
-  return (Object.keys(OIP_DATATYPES) as DType[]).find((d) => OIP_DATATYPES[d] === datatype);
+  return DTYPE_OF_OIP.get(datatype);
 }
 
 /** Typed storage of a numeric or bool tensor: bool as Uint8Array, float16 as raw bits in Uint16Array. */
@@ -146,39 +148,97 @@ function convertScalar(dtype: DType, value: unknown): number | bigint | string |
   return dtype === "int64" || dtype === "uint64" ? BigInt(value) : value;
 }
 
-/** Deepest nesting accepted from JSON (ONNX tensors of higher rank do not occur in practice). */
+/** Deepest nesting accepted from JSON and on the wire (ONNX tensors of higher rank do not occur in practice). */
 export const MAX_RANK = 32;
 
 /**
  * Builds a tensor of `dtype` from a JSON value (a scalar or nested lists), inferring
  * the shape and refusing ragged lists and values of the wrong type. `name` only
  * serves the error messages.
+ *
+ * The shape is read from the first item of each level, then every list is checked
+ * against it before storage of that size is allocated: a client naming a shape by
+ * its first row (10,000 items, then scalars) gets a refusal, not an allocation of
+ * rows x 10,000 elements. Work and memory are thus proportional to the values sent.
  */
 export function tensorFromJson(name: string, value: unknown, dtype: DType): Tensor {
+  if (!Array.isArray(value)) {
+    const converted = convertScalar(dtype, value);
+    if (typeof converted === "object") throw invalidInput(`input ${quote(name)}: ${converted.error}`);
+    return { dtype, shape: [], data: storeScalar(dtype, converted) };
+  }
   const shape: number[] = [];
   for (let level: unknown = value; Array.isArray(level); level = level[0]) {
-    // Checked here, before walk() recurses once per level.
-    if (shape.length === MAX_RANK) throw invalidInput(`input "${name}": lists nested deeper than ${MAX_RANK} levels`);
+    if (shape.length === MAX_RANK) throw invalidInput(`input ${quote(name)}: lists nested deeper than ${MAX_RANK} levels`);
     shape.push(level.length);
     if (level.length === 0) break;
   }
-  const data = allocateTensorData(dtype, elementCount(shape));
-  let offset = 0;
-  const walk = (node: unknown, depth: number, path: number[]): void => {
-    if (depth === shape.length) {
-      if (Array.isArray(node)) throw invalidInput(`input "${name}": ragged nested lists at ${formatShape(path)}`);
-      const converted = convertScalar(dtype, node);
-      if (typeof converted === "object") throw invalidInput(`input "${name}": ${converted.error} at ${formatShape(path)}`);
-      (data as unknown[])[offset++] = converted;
-      return;
-    }
-    if (!Array.isArray(node) || node.length !== shape[depth]) {
-      throw invalidInput(`input "${name}": ragged nested lists at ${formatShape(path)} (expected ${shape[depth]} items)`);
-    }
-    node.forEach((child, i) => walk(child, depth + 1, [...path, i]));
-  };
-  walk(value, 0, []);
+  // One index array per call, not one path per element: it is read only for messages.
+  const index = new Array<number>(shape.length).fill(0);
+  checkLists(name, value, 0, shape, index);
+  // Strings are appended in order, which keeps the list packed.
+  const data = dtype === "string" ? [] : allocateTensorData(dtype, elementCount(shape));
+  fillLeaves(name, value, 0, shape, index, dtype, data as unknown[], 0);
   return { dtype, shape, data };
+}
+
+/**
+ * Checks that every list below `list` (at `depth`) has the length `shape` says,
+ * leaving the leaves to fillLeaves(). Visits only lists that were sent.
+ */
+function checkLists(name: string, list: unknown[], depth: number, shape: readonly number[], index: number[]): void {
+  const childDepth = depth + 1;
+  if (childDepth >= shape.length) return;
+  const width = shape[childDepth]!;
+  const deeper = childDepth + 1 < shape.length;
+  for (let i = 0; i < list.length; i++) {
+    const child = list[i];
+    if (!Array.isArray(child) || child.length !== width) {
+      index[depth] = i;
+      throw invalidInput(`input ${quote(name)}: ragged nested lists at ${formatShape(index.slice(0, childDepth))} (expected ${width} items)`);
+    }
+    if (deeper) {
+      index[depth] = i;
+      checkLists(name, child, childDepth, shape, index);
+    }
+  }
+}
+
+/** Converts the leaves below `list` into `data` from `offset` on; returns the next offset. */
+function fillLeaves(
+  name: string,
+  list: unknown[],
+  depth: number,
+  shape: readonly number[],
+  index: number[],
+  dtype: DType,
+  data: unknown[],
+  offset: number,
+): number {
+  if (depth < shape.length - 1) {
+    for (let i = 0; i < list.length; i++) {
+      index[depth] = i;
+      offset = fillLeaves(name, list[i] as unknown[], depth + 1, shape, index, dtype, data, offset);
+    }
+    return offset;
+  }
+  for (let i = 0; i < list.length; i++) {
+    const converted = convertScalar(dtype, list[i]);
+    if (typeof converted === "object") {
+      index[depth] = i;
+      const at = formatShape(index);
+      throw invalidInput(Array.isArray(list[i]) ? `input ${quote(name)}: ragged nested lists at ${at}` : `input ${quote(name)}: ${converted.error} at ${at}`);
+    }
+    data[offset++] = converted;
+  }
+  return offset;
+}
+
+/** Storage for one converted scalar (a rank-0 tensor). */
+function storeScalar(dtype: DType, value: number | bigint | string): TensorData {
+  const data = allocateTensorData(dtype, 1);
+  (data as unknown[])[0] = value;
+  return data;
 }
 
 /** One element of a tensor as a JSON value: int64 as a number, float16 decoded, bool as true/false. */

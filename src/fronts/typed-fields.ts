@@ -1,5 +1,5 @@
-import { invalidInput } from "../core/errors.js";
-import { type DType, type Tensor, type TensorData, allocateTensorData, elementCount, formatShape, fromFloat16Bits, toFloat16Bits } from "../core/tensor.js";
+import { invalidInput, quote } from "../core/errors.js";
+import { type DType, MAX_RANK, type Tensor, type TensorData, allocateTensorData, elementCount, formatShape, fromFloat16Bits, toFloat16Bits } from "../core/tensor.js";
 
 /**
  * Tensors as protobuf APIs carry them: one repeated field per element family, or
@@ -56,11 +56,12 @@ const ELEMENT_BYTES: Record<Exclude<DType, "string">, number> = {
   bool: 1, int8: 1, uint8: 1, int16: 2, uint16: 2, float16: 2, int32: 4, uint32: 4, float32: 4, int64: 8, uint64: 8, float64: 8,
 };
 
-/** A wire shape as numbers, refusing negative or huge dimensions. */
+/** A wire shape as numbers, refusing negative or huge dimensions and ranks above MAX_RANK. */
 export function shapeFromWire(name: string, shape: ReadonlyArray<bigint | number>): number[] {
+  if (shape.length > MAX_RANK) throw invalidInput(`input ${quote(name)} has a shape of rank ${shape.length}, more than ${MAX_RANK}`);
   return shape.map((d) => {
     const n = Number(d);
-    if (!Number.isSafeInteger(n) || n < 0) throw invalidInput(`input "${name}" has an invalid shape ${formatShape(shape.map(Number))}`);
+    if (!Number.isSafeInteger(n) || n < 0) throw invalidInput(`input ${quote(name)} has an invalid shape ${formatShape(shape.map(Number))}`);
     return n;
   });
 }
@@ -69,7 +70,7 @@ export function shapeFromWire(name: string, shape: ReadonlyArray<bigint | number
 export function tensorFromFields(name: string, dtype: DType, shape: number[], values: ArrayLike<unknown>): Tensor {
   const count = elementCount(shape);
   if (values.length !== count) {
-    throw invalidInput(`input "${name}" has ${values.length} values for shape ${formatShape(shape)} (${count} elements)`);
+    throw invalidInput(`input ${quote(name)} has ${values.length} values for shape ${formatShape(shape)} (${count} elements)`);
   }
   if (dtype === "string") return { dtype, shape, data: Array.from(values as ArrayLike<string>) };
   const data = allocateTensorData(dtype, count) as unknown[];
@@ -77,7 +78,7 @@ export function tensorFromFields(name: string, dtype: DType, shape: number[], va
     const v = values[i];
     data[i] = dtype === "float16" ? toFloat16Bits(v as number) : dtype === "bool" ? (v ? 1 : 0) : v;
     // Typed arrays wrap silently: 300 in int8 storage would become 44.
-    if (INTEGERS.has(dtype) && data[i] != v) throw invalidInput(`input "${name}": ${String(v)} is out of range for ${dtype}`);
+    if (INTEGERS.has(dtype) && data[i] != v) throw invalidInput(`input ${quote(name)}: ${String(v)} is out of range for ${dtype}`);
   }
   return { dtype, shape, data: data as TensorData };
 }
@@ -102,18 +103,18 @@ export function tensorFromRaw(name: string, dtype: DType, shape: number[], raw: 
     const decoder = new TextDecoder();
     let at = 0;
     while (at < raw.byteLength) {
-      if (at + 4 > raw.byteLength) throw invalidInput(`input "${name}": raw data ends inside a length prefix`);
+      if (at + 4 > raw.byteLength) throw invalidInput(`input ${quote(name)}: raw data ends inside a length prefix`);
       const length = view.getUint32(at, true);
-      if (at + 4 + length > raw.byteLength) throw invalidInput(`input "${name}": raw data ends inside an element`);
+      if (at + 4 + length > raw.byteLength) throw invalidInput(`input ${quote(name)}: raw data ends inside an element`);
       strings.push(decoder.decode(raw.subarray(at + 4, at + 4 + length)));
       at += 4 + length;
     }
-    if (strings.length !== count) throw invalidInput(`input "${name}" has ${strings.length} raw elements for shape ${formatShape(shape)}`);
+    if (strings.length !== count) throw invalidInput(`input ${quote(name)} has ${strings.length} raw elements for shape ${formatShape(shape)}`);
     return { dtype, shape, data: strings };
   }
   const size = ELEMENT_BYTES[dtype];
   if (raw.byteLength !== count * size) {
-    throw invalidInput(`input "${name}": raw data has ${raw.byteLength} bytes, shape ${formatShape(shape)} needs ${count} x ${size}`);
+    throw invalidInput(`input ${quote(name)}: raw data has ${raw.byteLength} bytes, shape ${formatShape(shape)} needs ${count} x ${size}`);
   }
   const data = allocateTensorData(dtype, count) as Exclude<TensorData, string[]>;
   new Uint8Array(data.buffer).set(raw); // x86 and ARM are little-endian, as the wire format
