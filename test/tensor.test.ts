@@ -33,6 +33,18 @@ describe("tensorFromJson()", () => {
     assert.match(refusal(() => tensorFromJson("count", [1.5], "int32")), /input "count": expected int32, got fraction 1\.5 .* at \[0\]/);
   });
 
+  it("refuses numbers the float dtype cannot hold, instead of storing infinity", () => {
+    assert.match(refusal(() => tensorFromJson("x", [1e300], "float32")), /input "x": expected float32, got 1e\+300, out of range at \[0\]/);
+    assert.match(refusal(() => tensorFromJson("x", [[1, -3.5e38]], "float32")), /got -3\.5e\+38, out of range at \[0, 1\]/);
+    assert.match(refusal(() => tensorFromJson("h", [70000], "float16")), /input "h": expected float16, got 70000, out of range/);
+    assert.match(refusal(() => tensorFromJson("h", [-65520], "float16")), /out of range/);
+    // The largest finite values and underflow to zero are fine, as numpy casts them.
+    assert.equal(tensorFromJson("x", [3.4028234663852886e38], "float32").data[0], 3.4028234663852886e38);
+    assert.equal(fromFloat16Bits(tensorFromJson("h", [65504], "float16").data[0] as number), 65504);
+    assert.equal(tensorFromJson("x", [1e-300], "float32").data[0], 0);
+    assert.equal(tensorFromJson("x", [1e300], "float64").data[0], 1e300);
+  });
+
   it("refuses strings for numbers, numbers for strings, and out-of-range integers", () => {
     assert.match(refusal(() => tensorFromJson("x", [["1"]], "float32")), /expected float32, got string "1" at \[0, 0\]/);
     assert.match(refusal(() => tensorFromJson("x", [1], "string")), /expected string, got number 1/);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { InferenceError } from "../src/core/errors.js";
+import { fromFloat16Bits } from "../src/core/tensor.js";
 import { shapeFromWire, tensorFromFields, tensorFromRaw } from "../src/fronts/typed-fields.js";
 
 function refusal(fn: () => unknown): string {
@@ -28,6 +29,23 @@ describe("tensorFromFields()", () => {
     const started = performance.now();
     assert.match(refusal(() => tensorFromFields("x", "float32", [2 ** 26, 2 ** 26], [1, 2, 3, 4])), /has 4 values for shape \[67108864, 67108864\]/);
     assert.ok(performance.now() - started < 100);
+  });
+
+  it("refuses integers their dtype cannot hold instead of wrapping them", () => {
+    assert.match(refusal(() => tensorFromFields("x", "int8", [2], [1, 300])), /input "x": 300 is out of range for int8/);
+    assert.match(refusal(() => tensorFromFields("x", "uint8", [1], [-1])), /-1 is out of range for uint8/);
+    assert.match(refusal(() => tensorFromFields("x", "uint16", [1], [65536])), /out of range for uint16/);
+    assert.deepEqual([...tensorFromFields("x", "int16", [2], [-32768, 32767]).data], [-32768, 32767]);
+    assert.deepEqual([...tensorFromFields("x", "int64", [1], [-(2n ** 63n)]).data], [-(2n ** 63n)]);
+  });
+
+  it("refuses finite values that float16 or float32 would store as infinity, keeps infinities and NaN", () => {
+    assert.match(refusal(() => tensorFromFields("h", "float16", [1], [70000])), /input "h": 70000 is out of range for float16/);
+    assert.match(refusal(() => tensorFromFields("f", "float32", [1], [1e300])), /input "f": 1e\+300 is out of range for float32/);
+    const h = tensorFromFields("h", "float16", [3], [65504, Infinity, NaN]).data as Uint16Array;
+    assert.deepEqual([...h].map(fromFloat16Bits), [65504, Infinity, NaN]);
+    // Connect JSON carries float fields as doubles: rounding them to float32 is expected.
+    assert.equal(tensorFromFields("f", "float32", [1], [0.1]).data[0], Math.fround(0.1));
   });
 });
 

@@ -127,7 +127,9 @@ function describe(value: unknown): string {
 /**
  * Converts one JSON scalar to the storage value of `dtype`, applying MLflow's safe
  * casts: integers into floats are fine; fractions into integers, strings into
- * numbers and numbers into strings are refused. Returns an error message on refusal.
+ * numbers and numbers into strings are refused, and so are numbers the dtype cannot
+ * hold (typed arrays would store 1e300 as Infinity in float32, 300 as 44 in int8).
+ * Returns an error message on refusal.
  */
 function convertScalar(dtype: DType, value: unknown): number | bigint | string | { error: string } {
   if (dtype === "string") {
@@ -140,8 +142,12 @@ function convertScalar(dtype: DType, value: unknown): number | bigint | string |
     // NaN and infinities cannot be written in JSON; anything else here is a wrong type.
     return { error: `expected ${dtype}, got ${describe(value)}` };
   }
-  if (dtype === "float32" || dtype === "float64") return value;
-  if (dtype === "float16") return toFloat16Bits(value);
+  if (dtype === "float64") return value;
+  if (dtype === "float32") return Number.isFinite(Math.fround(value)) ? value : { error: `expected float32, got ${value}, out of range` };
+  if (dtype === "float16") {
+    const bits = toFloat16Bits(value);
+    return isFloat16Infinity(bits) ? { error: `expected float16, got ${value}, out of range` } : bits;
+  }
   const range = INT_RANGES[dtype];
   if (!Number.isInteger(value)) return { error: `expected ${dtype}, got fraction ${value} (MLflow refuses float to integer casts)` };
   if (range && (value < range[0] || value > range[1])) return { error: `expected ${dtype}, got ${value}, out of range` };
@@ -288,6 +294,11 @@ export function toFloat16Bits(value: number): number {
   const half = (e << 10) | (mant >>> 13);
   const rest = mant & 0x1fff;
   return sign | (half + (rest > 0x1000 || (rest === 0x1000 && (half & 1)) ? 1 : 0));
+}
+
+/** Whether half-precision bits stand for an infinity: what toFloat16Bits() gives for a number too large. */
+export function isFloat16Infinity(bits: number): boolean {
+  return (bits & 0x7fff) === 0x7c00;
 }
 
 /** The number a half-precision bit pattern stands for. */
