@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { InferenceError } from "../src/core/errors.js";
-import { MAX_RANK, fromFloat16Bits, tensorFromJson, tensorToJson, toFloat16Bits } from "../src/core/tensor.js";
+import { MAX_RANK, fromFloat16Bits, tensorFromJson, tensorFromRows, tensorToJson, toFloat16Bits } from "../src/core/tensor.js";
 
 function refusal(fn: () => unknown): string {
   try {
@@ -99,6 +99,25 @@ describe("tensorFromJson()", () => {
   it("keeps a scalar as rank 0 and bools as true/false", () => {
     assert.deepEqual(tensorFromJson("x", 7, "float32").shape, []);
     assert.deepEqual(tensorToJson(tensorFromJson("x", [true, false], "bool")), [true, false]);
+  });
+});
+
+describe("tensorFromRows()", () => {
+  it("takes the cells at the given positions, as a column or a table, naming row and column on refusal", () => {
+    const rows = [[1, "a", 2], [3, "b", 4]];
+    const column = tensorFromRows("c", rows, [2], "int64");
+    assert.deepEqual(column.shape, [2]);
+    assert.deepEqual(tensorToJson(column), [2, 4]);
+    const table = tensorFromRows("t", rows, [2, 0], "float32");
+    assert.deepEqual(table.shape, [2, 2]);
+    assert.deepEqual(tensorToJson(table), [[2, 1], [4, 3]]);
+    assert.match(refusal(() => tensorFromRows("c", rows, [1], "float64")), /input "c": expected float64, got string "a" at \[0\]$/);
+    assert.match(refusal(() => tensorFromRows("t", rows, [0, 1], "float64")), /at \[0, 1\]$/);
+  });
+
+  it("reads each cell through `read` when given (CSV text)", () => {
+    const read = (cell: unknown) => (typeof cell === "string" ? Number(cell) : cell);
+    assert.deepEqual(tensorToJson(tensorFromRows("c", [["1"], ["2.5"]], [0], "float64", read)), [1, 2.5]);
   });
 });
 

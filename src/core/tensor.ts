@@ -240,6 +240,35 @@ function fillLeaves(
   return offset;
 }
 
+/**
+ * Builds a tensor of `dtype` from cells of table rows (lists): the cells at
+ * `positions` of each row, row-major, without building the table in between. One
+ * position gives shape [rows] (a column, messages say "at [row]"), several give
+ * [rows, positions]. `read`, when given, turns each cell into a JSON value first (CSV
+ * text into numbers), so that the rows need not be rewritten.
+ */
+export function tensorFromRows(
+  name: string,
+  rows: readonly unknown[][],
+  positions: readonly number[],
+  dtype: DType,
+  read?: (cell: unknown, dtype: DType) => unknown,
+): Tensor {
+  const width = positions.length;
+  const data = (dtype === "string" ? [] : allocateTensorData(dtype, rows.length * width)) as unknown[];
+  let offset = 0;
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    for (let j = 0; j < width; j++) {
+      const cell = row[positions[j]!];
+      const converted = convertScalar(dtype, read ? read(cell, dtype) : cell);
+      if (typeof converted === "object") throw invalidInput(`input ${quote(name)}: ${converted.error} at ${formatShape(width === 1 ? [r] : [r, j])}`);
+      data[offset++] = converted;
+    }
+  }
+  return { dtype, shape: width === 1 ? [rows.length] : [rows.length, width], data: data as TensorData };
+}
+
 /** Storage for one converted scalar (a rank-0 tensor). */
 function storeScalar(dtype: DType, value: number | bigint | string): TensorData {
   const data = allocateTensorData(dtype, 1);
