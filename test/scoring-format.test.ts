@@ -87,9 +87,10 @@ describe("parseScoringCsv()", () => {
       textCells: true,
     });
   });
-  it("refuses an empty body and broken quoting", () => {
+  it("refuses an empty body, broken quoting and records of another width than the header", () => {
     assert.match(refusal(() => parseScoringCsv("")), /the CSV is empty/);
-    assert.match(refusal(() => parseScoringCsv('a\n"1')), /the CSV cannot be parsed/);
+    assert.match(refusal(() => parseScoringCsv('a\n"1')), /the CSV cannot be parsed: record 2 has a quoted field that is not closed/);
+    assert.match(refusal(() => parseScoringCsv("a,b\n1,2\n3\n")), /the CSV cannot be parsed: record 3 has 1 fields, the header has 2/);
   });
 });
 

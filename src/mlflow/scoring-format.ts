@@ -1,4 +1,4 @@
-import { parse as parseCsv } from "csv-parse/sync";
+import { parseCsv } from "./csv.js";
 
 /**
  * MLflow's JSON scoring formats (the request bodies `mlflow models serve` accepts),
@@ -148,13 +148,13 @@ export function parseScoringJson(text: string): ScoringRequest {
 export function parseScoringCsv(text: string): ScoringRequest {
   let records: string[][];
   try {
-    records = parseCsv(text, { skip_empty_lines: true }) as string[][];
+    records = parseCsv(text);
   } catch (error) {
     throw malformedRequest(`the CSV cannot be parsed: ${(error as Error).message}`);
   }
-  const [columns, ...rows] = records;
+  const columns = records[0];
   if (!columns) throw malformedRequest("the CSV is empty: it needs a header row with the column names");
-  return { input: { kind: "dataframe", columns, rows, textCells: true } };
+  return { input: { kind: "dataframe", columns, rows: records.slice(1), textCells: true } };
 }
 
 /**
