@@ -17,7 +17,8 @@ export function graphInput(model: ServedModel, name: string): GraphTensorInfo {
 export function validateInputs(model: ServedModel, inputs: Record<string, Tensor>): void {
   for (const name of Object.keys(inputs)) graphInput(model, name);
   for (const g of model.inputs) {
-    const t = inputs[g.name];
+    // Own names only: the names are the client's, the object may be a plain one.
+    const t = Object.hasOwn(inputs, g.name) ? inputs[g.name] : undefined;
     if (!t) throw invalidInput(`missing input "${g.name}": model "${model.name}" needs ${model.inputs.map((i) => i.name).join(", ")}`);
     if (t.dtype !== g.dtype) throw invalidInput(`input "${g.name}" expects dtype ${g.dtype}, got ${t.dtype}`);
     if (t.data.length === 0 || elementCount(t.shape) === 0) {

@@ -3,6 +3,7 @@ import { invalidInput } from "../../core/errors.js";
 import type { InferenceResponse } from "../../core/inference-service.js";
 import type { ServedModel } from "../../core/served-model.js";
 import { type DType, OIP_DATATYPES, type Tensor, dtypeFromOip, elementCount, formatShape } from "../../core/tensor.js";
+import { protoMapEntries } from "../proto-map.js";
 
 /** The dtype of an input's OIP datatype; an unknown one is refused. */
 export function inputDType(name: string, datatype: string): DType {
@@ -29,7 +30,7 @@ export function selectOutputs(response: InferenceResponse, requested: string[]):
 /** OIP parameters as plain values (MLflow params). */
 export function paramsFromGrpc(parameters: Record<string, InferParameter>): Record<string, unknown> {
   return Object.fromEntries(
-    Object.entries(parameters).map(([k, p]) => [k, typeof p.parameterChoice.value === "bigint" ? Number(p.parameterChoice.value) : p.parameterChoice.value]),
+    protoMapEntries(parameters).map(([k, p]) => [k, typeof p.parameterChoice.value === "bigint" ? Number(p.parameterChoice.value) : p.parameterChoice.value]),
   );
 }
 
