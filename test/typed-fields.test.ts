@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { InferenceError } from "../src/core/errors.js";
 import { fromFloat16Bits } from "../src/core/tensor.js";
-import { shapeFromWire, tensorFromFields, tensorFromRaw } from "../src/fronts/typed-fields.js";
+import { decodeStrings, shapeFromWire, tensorFromFields, tensorFromRaw } from "../src/fronts/typed-fields.js";
 
 function refusal(fn: () => unknown): string {
   try {
@@ -49,9 +49,13 @@ describe("tensorFromFields()", () => {
   });
 });
 
-describe("tensorFromRaw()", () => {
+describe("tensorFromRaw() and decodeStrings()", () => {
   it("checks raw byte counts against the shape before allocating", () => {
     assert.match(refusal(() => tensorFromRaw("x", "float32", [2 ** 26, 2 ** 26], new Uint8Array(16))), /raw data has 16 bytes, shape \[67108864, 67108864\] needs/);
     assert.match(refusal(() => tensorFromRaw("s", "string", [1], new Uint8Array([9, 0, 0, 0, 1]))), /raw data ends inside an element/);
+  });
+
+  it("decodes bytes fields as UTF-8", () => {
+    assert.deepEqual(decodeStrings([new TextEncoder().encode("été"), new Uint8Array()]), ["été", ""]);
   });
 });

@@ -106,6 +106,12 @@ export function tensorFromFields(name: string, dtype: DType, shape: number[], va
   return { dtype, shape, data: data as TensorData };
 }
 
+/** Bytes fields as strings (ONNX has no bytes tensors), with one decoder for all of them. */
+export function decodeStrings(values: readonly Uint8Array[]): string[] {
+  const decoder = new TextDecoder();
+  return values.map((b) => decoder.decode(b));
+}
+
 /** The typed-field values of a tensor. */
 export function fieldValues(t: Tensor): unknown[] {
   if (t.dtype === "string") return t.data as string[];
