@@ -1,6 +1,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import type tls from "node:tls";
 
 /** The client connection preface every HTTP/2 connection starts with (RFC 9113, 3.4). */
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -297,11 +298,13 @@ function createTlsServer(handler: (req: http2.Http2ServerRequest, res: http2.Htt
     closeIdleConnections() {},
     close(callback?: (err?: Error) => void) {
       closing = true;
-      const h2Sockets = new Set([...sessions].map((s) => s.socket));
       for (const session of sessions) goAway(session);
       for (const res of h1Responses) if (!res.headersSent) res.shouldKeepAlive = false;
+      // Idle HTTP/1.1 sockets go. HTTP/2 ones are told by ALPN: a session's `socket` is
+      // a Proxy, never equal to the socket itself, so they were all destroyed here,
+      // cancelling every call in flight (RST_STREAM CANCEL).
       for (const socket of sockets) {
-        if (!h2Sockets.has(socket as never) && !h1InFlight.get(socket)) socket.destroy();
+        if ((socket as tls.TLSSocket).alpnProtocol !== "h2" && !h1InFlight.get(socket)) socket.destroy();
       }
       close(callback);
       setTimeout(() => sockets.forEach((s) => s.destroy()), options.closeGraceMs).unref();
