@@ -7,6 +7,7 @@ import { Deployment } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { Service } from "kubernetes-models/v1";
 import { parse } from "yaml";
+import { DEFAULT_DRAIN_TIMEOUT_MS } from "../src/config.js";
 import { ROOT } from "./helpers/server.js";
 
 const load = (path: string) => parse(readFileSync(`${ROOT}deploy/${path}`, "utf8")) as Record<string, any>;
@@ -83,6 +84,11 @@ describe("deploy/ manifests", () => {
     assert.equal(container.readinessProbe?.grpc?.port, container.ports![0]!.containerPort);
     assert.equal(hpa.spec!.scaleTargetRef.name, deployment.metadata!.name);
     assert.deepEqual(load("kubernetes/service.yaml").spec.selector, deployment.spec!.selector.matchLabels);
+    // SIGTERM: drain delay, then the drain timeout, then the process's hard exit a second later, all within the grace period.
+    const env = Object.fromEntries(container.env!.map((e) => [e.name, Number(e.value)]));
+    const drainMs = env.MLFLOW_CONNECT_DRAIN_DELAY_MS! + (env.MLFLOW_CONNECT_DRAIN_TIMEOUT_MS ?? DEFAULT_DRAIN_TIMEOUT_MS) + 1000;
+    assert.ok(env.MLFLOW_CONNECT_DRAIN_DELAY_MS! > 0, "a drain delay while the endpoints update");
+    assert.ok(drainMs <= deployment.spec!.template.spec!.terminationGracePeriodSeconds! * 1000, `${drainMs} ms of drain within the grace period`);
   });
 
   it("the KServe ServingRuntime and InferenceService are valid and fit together", () => {
