@@ -10,6 +10,7 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { MLflow } from "../../gen/mlflow_pb.js";
 import { reference } from "../helpers/reference.js";
 import { metric, startCliServer, until } from "../helpers/cli-server.js";
@@ -215,6 +216,22 @@ describe("mlflow-connect serve", () => {
     assert.equal(code, 0);
     assert.deepEqual(server.callCodes("MLflow/predict"), { ok: sizes.length }, "the server took no call it did not answer");
     assert.ok(at - signalled < 20_000);
+  });
+
+  it("with a drain delay (MLFLOW_CONNECT_DRAIN_DELAY_MS) turns NOT_SERVING first and goes on serving new connections, then refuses them", async () => {
+    const server = await startCliServer([SLOW, "--workers", "1"], { MLFLOW_CONNECT_DRAIN_DELAY_MS: "1500" });
+    const signalled = server.term();
+    await until("readiness to turn NOT_SERVING", async () => (await fetch(`${server.url}/ping`)).status === 503);
+    // A new connection each, still taken during the delay.
+    const health = await createClient(Health, createGrpcTransport({ baseUrl: server.url })).check({ service: "" });
+    assert.equal(health.status, HealthCheckResponse_ServingStatus.NOT_SERVING);
+    assert.equal((await fetch(`${server.url}/v2/health/ready`)).status, 400);
+    const out = await createClient(MLflow, createGrpcTransport({ baseUrl: server.url })).predict({ value: JSON.stringify({ inputs: [8] }) });
+    assert.deepEqual(JSON.parse(out.value), { predictions: 512 });
+    const { code, at } = await server.exited;
+    assert.equal(code, 0);
+    assert.ok(at - signalled >= 1500, "the listener stayed open for the delay");
+    await assert.rejects(fetch(`${server.url}/ping`), "then the port refuses connections");
   });
 
   it("cuts the calls still running at --drain-timeout-ms and exits promptly all the same", async () => {
