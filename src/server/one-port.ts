@@ -70,8 +70,8 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
       else pending = true;
     }
     if (pending) sweepLater ??= setTimeout(() => ((sweepLater = undefined), drained()), 10).unref();
-    // Connected before close() but silent since: nothing of theirs was received.
-    if (inFlight === 0) for (const socket of unidentified) socket.destroy();
+    // Connected before close() but silent since (a browser's preconnect): nothing of theirs was received.
+    if (inFlight === 0) for (const socket of silent) socket.destroy();
   };
   const track = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     inFlight++;
@@ -114,25 +114,25 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
     stream.once("close", () => streams.delete(stream));
   });
 
-  // Sockets whose first bytes have not told their protocol yet.
-  const unidentified = new Set<net.Socket>();
+  // Sockets that have not sent a byte yet.
+  const silent = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
-    unidentified.add(socket);
+    silent.add(socket);
     socket.once("close", () => {
       sockets.delete(socket);
-      unidentified.delete(socket);
+      silent.delete(socket);
     });
     // Until a protocol is known no inner server times the socket out: do it here.
     socket.setTimeout(options.idleTimeoutMs, () => socket.destroy());
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
+      silent.delete(socket);
       head = Buffer.concat([head, chunk]);
       const n = Math.min(head.length, H2_PREFACE.length);
       const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
       if (isH2 && n < H2_PREFACE.length) return; // a prefix of the preface: wait for more bytes
       socket.off("data", onData);
-      unidentified.delete(socket);
       socket.setTimeout(0);
       socket.pause();
       socket.unshift(head);
@@ -198,10 +198,11 @@ const MAX_STREAM_ID = 2 ** 31 - 1;
  * session gets a GOAWAY too (streams in flight still finish); gRPC clients reconnect
  * when they need to.
  *
- * goAway() sends two GOAWAY frames, as grpc-go's GracefulStop and nghttp2's shutdown
- * notice do: the first names the largest stream id, so the client opens no more streams
- * but none it sent is refused; the final one (session.close(): the last stream taken)
- * goes once the streams the session took are all closed, and the session then ends.
+ * goAway() sends two GOAWAY frames to a session with calls in flight, as grpc-go's
+ * GracefulStop and nghttp2's shutdown notice do: the first names the largest stream
+ * id, so the client opens no more streams but none it sent is refused; the final one
+ * (session.close(): the last stream taken) goes once the streams the session took are
+ * all closed, and the session then ends. An idle session gets the final one at once.
  * A final GOAWAY sent while calls run lost them all: python grpcio (grpc-core 1.51)
  * answers it with RST_STREAM for stream ids it had numbered but never sent, nghttp2
  * takes a reset of a stream it never saw as a connection error (RFC 9113 5.1, "idle"
@@ -221,12 +222,9 @@ function trackSessions(server: http2.Http2Server | http2.Http2SecureServer, idle
   const goAway = (session: http2.ServerHttp2Session): void => {
     if (leaving.has(session) || session.closed || session.destroyed) return;
     leaving.add(session);
-    try {
-      session.goaway(http2.constants.NGHTTP2_NO_ERROR, MAX_STREAM_ID);
-    } catch {
-      // not connected yet: the final GOAWAY alone
-    }
-    if (!openStreams.get(session)) finalGoAway(session);
+    // No call to lose: the final GOAWAY alone (a reset that follows it costs nothing).
+    if (!openStreams.get(session)) return finalGoAway(session);
+    session.goaway(http2.constants.NGHTTP2_NO_ERROR, MAX_STREAM_ID);
   };
   server.on("session", (session: http2.ServerHttp2Session) => {
     session.setTimeout(idleTimeoutMs, () => goAway(session));
