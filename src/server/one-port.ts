@@ -58,7 +58,6 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
   const h1Responses = new Set<http.ServerResponse>();
   let sweepLater: NodeJS.Timeout | undefined;
   const drained = (): void => {
-    h1.closeIdleConnections();
     let pending = false;
     for (const stream of streams) {
       if (stream.closed || !stream.writableEnded) continue;
@@ -70,8 +69,14 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
       else pending = true;
     }
     if (pending) sweepLater ??= setTimeout(() => ((sweepLater = undefined), drained()), 10).unref();
+    if (inFlight > 0) return;
+    // Idle keep-alive sockets stay until nothing is in flight: a request a client sends
+    // on one meanwhile is answered (with Connection: close). Closed at once, those met
+    // requests already on their way (a reset, and a lost call for clients that do not
+    // retry POSTs); now only a client idle for the whole drain can meet that race.
+    h1.closeIdleConnections();
     // Connected before close() but silent since (a browser's preconnect): nothing of theirs was received.
-    if (inFlight === 0) for (const socket of silent) socket.destroy();
+    for (const socket of silent) socket.destroy();
   };
   const track = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse): void => {
     inFlight++;
@@ -162,16 +167,15 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
   server.on("listening", () => h1.emit("listening"));
   const close = server.close.bind(server);
   return Object.assign(server, {
-    /** Called by Fastify on close: idle keep-alive sockets would keep the port open. */
+    /** Called by Fastify on close: close() closes idle keep-alive sockets itself, once nothing is in flight. */
     closeIdleConnections() {
-      h1.closeIdleConnections();
+      if (!closing && inFlight === 0) h1.closeIdleConnections();
     },
     close(callback?: (err?: Error) => void) {
       closing = true;
       // GOAWAY to HTTP/2 clients (idle gRPC channels): no new streams on this connection.
       for (const session of sessions) goAway(session);
       for (const res of h1Responses) if (!res.headersSent) res.shouldKeepAlive = false;
-      h1.closeIdleConnections();
       close(callback);
       if (inFlight === 0) setImmediate(drained);
       setTimeout(destroyAll, options.closeGraceMs).unref();
