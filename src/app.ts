@@ -111,12 +111,17 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     // hands connections to inner HTTP/1.1 and HTTP/2 servers (see one-port.ts).
     serverFactory: (handler) =>
       createOnePortServer(handler, {
-        keepAliveTimeoutMs: 65_000,
-        requestTimeoutMs: 300_000,
         closeGraceMs: config.drainTimeoutMs,
-        idleTimeoutMs: 65_000,
         intercept,
         tls: config.tls,
+        maxConnections: config.maxConnections,
+        maxConcurrentStreams: config.maxConcurrentStreams,
+        maxOpenStreams: config.maxOpenStreams,
+        maxHeaderBytes: config.maxHeaderBytes,
+        prefaceTimeoutMs: config.prefaceTimeoutMs,
+        headersTimeoutMs: config.headersTimeoutMs,
+        requestTimeoutMs: config.requestTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
       }) as unknown as http.Server,
   });
   const routes: Array<{ method: string; url: string }> = [];
