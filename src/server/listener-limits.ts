@@ -24,6 +24,8 @@ export interface ListenerLimits {
   idleTimeoutMs: number;
 }
 
+const { NGHTTP2_STREAM_STATE_OPEN, NGHTTP2_STREAM_STATE_HALF_CLOSED_LOCAL } = http2.constants;
+
 /**
  * HTTP/2 flow-control windows. HTTP/2's defaults (64 KiB per stream and per
  * connection) let a client have only 64 KiB of request bodies in flight: 64 streams of
@@ -102,7 +104,30 @@ export function createStreamLimiter(maxOpenStreams: number) {
       }
       open++;
       stream.once("close", released);
+      stream.once("finish", () => resetUnfinishedRequest(stream));
       return true;
     },
   };
+}
+
+/**
+ * Once the answer is out, a stream whose client has not finished sending is reset with
+ * NO_ERROR, as RFC 9113 (8.1) allows and grpc-go does: a call answered early (no token,
+ * over the size limit, not found) must hold nothing while its client dawdles. Node
+ * closes such a stream by itself only if nobody read from it and no trailers were sent.
+ */
+function resetUnfinishedRequest(stream: http2.ServerHttp2Stream): void {
+  // Read to the end, or ended with its headers (GET): nothing to stop (the common case,
+  // decided without a call into nghttp2).
+  if (stream.closed || stream.readableEnded || stream.endAfterHeaders) return;
+  const { state } = stream.state;
+  if (state !== NGHTTP2_STREAM_STATE_OPEN && state !== NGHTTP2_STREAM_STATE_HALF_CLOSED_LOCAL) return;
+  const reset = (): void => stream.close(http2.constants.NGHTTP2_NO_ERROR);
+  // Node's compatibility response ends a stream with trailers (gRPC's status, or an
+  // empty DATA frame with END_STREAM) when nghttp2 asks for them, after "finish", and
+  // hands them to nghttp2 in a setImmediate: a stream closed before that would lose
+  // them. This immediate is queued after that one; Node writes what nghttp2 has queued
+  // before the RST_STREAM.
+  if (stream.sentTrailers === undefined && stream.listenerCount("wantTrailers") > 0) stream.once("wantTrailers", () => setImmediate(reset));
+  else reset();
 }
