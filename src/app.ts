@@ -162,7 +162,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     { service: MLflow, impl: createSeedService(core, config.defaultDeadlineMs) },
     { service: ModelService, impl: createModelService(core, config.defaultDeadlineMs) },
     { service: GRPCInferenceService, impl: createGrpcInferenceService(core, server, config.defaultDeadlineMs) },
-    { service: Health, impl: createHealthService(core, [...exposed, ServerReflectionV1, ServerReflectionV1alpha].map((s) => s.typeName)) },
+    { service: Health, impl: createHealthService(core, [...exposed, ServerReflectionV1, ServerReflectionV1alpha].map((s) => s.typeName), { maxWatchStreams: config.maxHealthWatchStreams }) },
     { service: ServerReflectionV1, impl: reflection.v1 },
     { service: ServerReflectionV1alpha, impl: reflection.v1alpha },
   ];

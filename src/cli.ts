@@ -14,6 +14,7 @@ import {
   DEFAULT_MAX_CONCURRENT_STREAMS,
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_MAX_HEALTH_WATCH_STREAMS,
   DEFAULT_MAX_OPEN_STREAMS,
   DEFAULT_PREFACE_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -209,6 +210,11 @@ program
     new EnvOption("--max-open-streams <n>", "HTTP/2 streams open at once over all connections; more are refused with REFUSED_STREAM")
       .default(DEFAULT_MAX_OPEN_STREAMS)
       .argParser(integer(1, 10_000_000)),
+  )
+  .addOption(
+    new EnvOption("--max-health-watch-streams <n>", "open grpc.health.v1.Health/Watch streams; more fail with RESOURCE_EXHAUSTED")
+      .default(DEFAULT_MAX_HEALTH_WATCH_STREAMS)
+      .argParser(integer(0, 10_000_000)),
   )
   .addOption(
     new EnvOption("--max-header-bytes <n>", "largest request header block, in bytes (HTTP/1.1 headers, HTTP/2 header list)")

@@ -53,6 +53,7 @@ const schema = {
     maxConnections: { type: "integer", minimum: 1 },
     maxConcurrentStreams: { type: "integer", minimum: 1, maximum: 2147483647 },
     maxOpenStreams: { type: "integer", minimum: 1 },
+    maxHealthWatchStreams: { type: "integer", minimum: 0 },
     maxHeaderBytes: { type: "integer", minimum: 1024, maximum: 16777216 },
     prefaceTimeoutMs: { type: "integer", minimum: 1 },
     headersTimeoutMs: { type: "integer", minimum: 1 },

@@ -40,6 +40,11 @@ export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
  */
 export const DEFAULT_MAX_OPEN_STREAMS = 10_000;
 /**
+ * Open grpc.health.v1.Health/Watch streams (~50 KB each, measured): one per client
+ * channel that checks health, so a thousand channels; 50 MB at most.
+ */
+export const DEFAULT_MAX_HEALTH_WATCH_STREAMS = 1000;
+/**
  * Request header bytes: Node's own HTTP/1.1 limit, and gRPC C-core's hard metadata limit
  * (grpc-java takes 8 KiB); HTTP/2 counts 32 bytes more per field (RFC 9113, 6.5.2).
  */
@@ -108,6 +113,8 @@ export interface ServerConfig {
   maxConcurrentStreams: number;
   /** HTTP/2 streams open at once over all connections; more are refused with REFUSED_STREAM (safe to retry). Default 10000. */
   maxOpenStreams: number;
+  /** Open grpc.health.v1.Health/Watch streams over all connections; more fail with RESOURCE_EXHAUSTED (0: Watch always does). Default 1000. */
+  maxHealthWatchStreams: number;
   /** Largest request header block, in bytes (HTTP/1.1 header size, HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE). Default 16384. */
   maxHeaderBytes: number;
   /**
@@ -151,6 +158,7 @@ export function withDefaults(config: Partial<ServerConfig> & Pick<ServerConfig, 
     maxConnections: DEFAULT_MAX_CONNECTIONS,
     maxConcurrentStreams: DEFAULT_MAX_CONCURRENT_STREAMS,
     maxOpenStreams: DEFAULT_MAX_OPEN_STREAMS,
+    maxHealthWatchStreams: DEFAULT_MAX_HEALTH_WATCH_STREAMS,
     maxHeaderBytes: DEFAULT_MAX_HEADER_BYTES,
     prefaceTimeoutMs: DEFAULT_PREFACE_TIMEOUT_MS,
     headersTimeoutMs: DEFAULT_HEADERS_TIMEOUT_MS,
