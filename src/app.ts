@@ -28,6 +28,7 @@ import { packageVersion, projectRoot } from "./locations.js";
 import { type InterceptHandler, createOnePortServer } from "./server/one-port.js";
 import { createLogDestination } from "./server/log-destination.js";
 import { finishUnreadRequestBody } from "./server/unread-request-body.js";
+import { answerNotFoundEarly } from "./server/early-not-found.js";
 import { webDemoStatic } from "./server/web-demo-static.js";
 function canResolve(module: string): boolean {
   try {
@@ -138,6 +139,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   await registerCors(fastify, config.corsOrigins ?? []);
   const tokenCheck = config.authToken === undefined ? undefined : createTokenCheck(config.authToken);
   if (tokenCheck) fastify.addHook("onRequest", createAuthHook(tokenCheck));
+  fastify.addHook("onRequest", answerNotFoundEarly);
   // Every call: counted, timed and logged once (one access-log line, with its request id).
   const logsCalls = () => ["info", "debug", "trace"].includes(fastify.log.level);
   const recordCall = ({ protocol, method, code, seconds, model, log }: CallRecord): void => {

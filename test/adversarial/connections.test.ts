@@ -347,6 +347,28 @@ describe("the listener under attack: connection and stream limits", () => {
   });
 });
 
+describe("the listener under attack: requests for no route", () => {
+  it("answers 404 at once, without waiting for a body that never ends, and resets the HTTP/2 stream", async () => {
+    const server = await startServer([GREETER]);
+    try {
+      const h2 = await RawH2.open(server.port);
+      h2.send(headersFrame(1, { ":method": "POST", ":scheme": "http", ":path": "/nowhere", ":authority": "127.0.0.1", "content-type": "application/json" }, false), frame(DATA, 0, 1, Buffer.from("{")));
+      await h2.until(() => h2.stream(1).some((f) => f.type === RST_STREAM), "the reset");
+      const frames = h2.stream(1);
+      assert.equal(errorCode(frames.at(-1)!), NO_ERROR);
+      assert.ok(frames.some((f) => f.type === HEADERS), "an answer before the reset");
+      h2.destroy();
+      const socket = net.connect(server.port, "127.0.0.1");
+      socket.write("POST /nowhere HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{");
+      const [chunk] = (await once(socket, "data")) as [Buffer];
+      assert.match(chunk.toString(), /^HTTP\/1\.1 404 /);
+      socket.destroy();
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 /** One GET /ping on a new connection: its status line, or "" if the server closed the connection without one. */
 async function pingOnce(port: number): Promise<string> {
   const socket = net.connect(port, "127.0.0.1");
