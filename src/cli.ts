@@ -232,7 +232,7 @@ program
       .argParser(integer(1, 3_600_000)),
   )
   .addOption(
-    new EnvOption("--request-timeout-ms <ms>", "deadline for a whole HTTP/1.1 request, body included, from its first byte")
+    new EnvOption("--request-timeout-ms <ms>", "deadline for a whole request, body included, from its first byte (HTTP/1.1) or its HEADERS (HTTP/2)")
       .default(DEFAULT_REQUEST_TIMEOUT_MS)
       .argParser(integer(1, 86_400_000)),
   )

@@ -57,7 +57,7 @@ export const DEFAULT_MAX_HEADER_BYTES = 16 * 1024;
 export const DEFAULT_PREFACE_TIMEOUT_MS = 10_000;
 /** Time to receive an HTTP/1.1 request's headers, as Apache's mod_reqtimeout (header=20). */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 20_000;
-/** Time to receive a whole HTTP/1.1 request, body included: Node's default. */
+/** Time to receive a whole request, body included: Node's default for HTTP/1.1. */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 /** Idle keep-alive and HTTP/2 connections close after this: above the 60 s idle timeout of common load balancers, so they close first. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 65_000;
@@ -125,7 +125,11 @@ export interface ServerConfig {
   prefaceTimeoutMs: number;
   /** From an HTTP/1.1 request's first byte to the end of its headers, in ms (at most requestTimeoutMs). Default 20000. */
   headersTimeoutMs: number;
-  /** From an HTTP/1.1 request's first byte to the end of its body, in ms. Default 300000. */
+  /**
+   * From an HTTP/1.1 request's first byte, or an HTTP/2 stream's HEADERS, to the end of its
+   * body, in ms; later, HTTP/1.1 gets 408 and HTTP/2 RST_STREAM CANCEL (a client-streaming
+   * call that sends for longer needs more). Default 300000.
+   */
   requestTimeoutMs: number;
   /** How long an HTTP/1.1 keep-alive connection or an HTTP/2 connection may stay idle, in ms. Default 65000. */
   idleTimeoutMs: number;

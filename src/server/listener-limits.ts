@@ -18,7 +18,7 @@ export interface ListenerLimits {
   prefaceTimeoutMs: number;
   /** From an HTTP/1.1 request's first byte to the end of its headers, in ms. */
   headersTimeoutMs: number;
-  /** From an HTTP/1.1 request's first byte to the end of its body, in ms. */
+  /** From an HTTP/1.1 request's first byte or an HTTP/2 stream's HEADERS to the end of its body, in ms. */
   requestTimeoutMs: number;
   /** How long an HTTP/1.1 keep-alive connection or an HTTP/2 connection may stay idle, in ms. */
   idleTimeoutMs: number;
@@ -53,14 +53,14 @@ export function h1Limits(limits: ListenerLimits) {
   const requestTimeout = limits.requestTimeoutMs;
   // node:http refuses headersTimeout > requestTimeout, and checks both every
   // connectionsCheckingInterval (30 s by default): often enough here for a deadline of
-  // seconds to hold within a quarter of itself.
+  // seconds to mean something.
   const headersTimeout = Math.min(limits.headersTimeoutMs, requestTimeout);
   return {
     maxHeaderSize: limits.maxHeaderBytes,
     headersTimeout,
     requestTimeout,
     keepAliveTimeout: limits.idleTimeoutMs,
-    connectionsCheckingInterval: Math.max(10, Math.min(30_000, Math.floor(headersTimeout / 4))),
+    connectionsCheckingInterval: checkingInterval(headersTimeout),
   };
 }
 
@@ -84,13 +84,30 @@ export function clearOnSettings(session: http2.ServerHttp2Session, clear: () => 
 }
 
 /**
- * Admission of HTTP/2 streams over all connections, and their release. Checked as the
- * request arrives, before any handler sees it.
+ * Admission of HTTP/2 streams over all connections, and their release, checked as the
+ * request arrives, before any handler sees it; and the request deadline of HTTP/2
+ * streams: as node:http's requestTimeout does for HTTP/1.1 (and Envoy's request_timeout
+ * for both), a stream whose request has not ended requestTimeoutMs after its HEADERS is
+ * reset (CANCEL), whatever waits for it (an open Health/Check whose body never comes).
  */
-export function createStreamLimiter(maxOpenStreams: number) {
+export function createStreamLimiter({ maxOpenStreams, requestTimeoutMs }: Pick<ListenerLimits, "maxOpenStreams" | "requestTimeoutMs">) {
   let open = 0;
-  const released = (): void => {
-    open--;
+  // Streams whose request may still be coming, by admission time, oldest first (a Map
+  // keeps insertion order): a sweep looks at the expired ones only, as node:http checks
+  // its connections every connectionsCheckingInterval, instead of a timer per stream.
+  const pending = new Map<http2.ServerHttp2Stream, number>();
+  let sweeper: NodeJS.Timeout | undefined;
+  const sweep = (): void => {
+    const expired = performance.now() - requestTimeoutMs;
+    for (const [stream, admitted] of pending) {
+      if (admitted > expired) break;
+      pending.delete(stream);
+      if (requestUnfinished(stream)) stream.close(http2.constants.NGHTTP2_CANCEL);
+    }
+    if (pending.size === 0) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
   };
   return {
     /**
@@ -103,8 +120,15 @@ export function createStreamLimiter(maxOpenStreams: number) {
         return false;
       }
       open++;
-      stream.once("close", released);
+      stream.once("close", () => {
+        open--;
+        pending.delete(stream);
+      });
       stream.once("finish", () => resetUnfinishedRequest(stream));
+      if (!stream.endAfterHeaders) {
+        pending.set(stream, performance.now());
+        sweeper ??= setInterval(sweep, checkingInterval(requestTimeoutMs)).unref();
+      }
       return true;
     },
   };
@@ -117,11 +141,7 @@ export function createStreamLimiter(maxOpenStreams: number) {
  * closes such a stream by itself only if nobody read from it and no trailers were sent.
  */
 function resetUnfinishedRequest(stream: http2.ServerHttp2Stream): void {
-  // Read to the end, or ended with its headers (GET): nothing to stop (the common case,
-  // decided without a call into nghttp2).
-  if (stream.closed || stream.readableEnded || stream.endAfterHeaders) return;
-  const { state } = stream.state;
-  if (state !== NGHTTP2_STREAM_STATE_OPEN && state !== NGHTTP2_STREAM_STATE_HALF_CLOSED_LOCAL) return;
+  if (!requestUnfinished(stream)) return;
   const reset = (): void => stream.close(http2.constants.NGHTTP2_NO_ERROR);
   // Node's compatibility response ends a stream with trailers (gRPC's status, or an
   // empty DATA frame with END_STREAM) when nghttp2 asks for them, after "finish", and
@@ -130,4 +150,18 @@ function resetUnfinishedRequest(stream: http2.ServerHttp2Stream): void {
   // before the RST_STREAM.
   if (stream.sentTrailers === undefined && stream.listenerCount("wantTrailers") > 0) stream.once("wantTrailers", () => setImmediate(reset));
   else reset();
+}
+
+/** Whether the client has yet to end its request on a stream that is still open. */
+function requestUnfinished(stream: http2.ServerHttp2Stream): boolean {
+  // Read to the end, or ended with its headers (GET): finished (the common case, decided
+  // without a call into nghttp2).
+  if (stream.closed || stream.readableEnded || stream.endAfterHeaders) return false;
+  const { state } = stream.state;
+  return state === NGHTTP2_STREAM_STATE_OPEN || state === NGHTTP2_STREAM_STATE_HALF_CLOSED_LOCAL;
+}
+
+/** How often deadlines of this length are checked: within a quarter of themselves, at most every 30 s (node:http's default). */
+function checkingInterval(deadlineMs: number): number {
+  return Math.max(10, Math.min(30_000, Math.floor(deadlineMs / 4)));
 }

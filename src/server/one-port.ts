@@ -41,7 +41,7 @@ export interface OnePortOptions extends ListenerLimits {
  * destroyed, so Fastify's close() never hangs on a client.
  */
 export function createOnePortServer(handler: Handler, options: OnePortOptions): net.Server {
-  const streamLimiter = createStreamLimiter(options.maxOpenStreams);
+  const streamLimiter = createStreamLimiter(options);
   const sockets = new Set<net.Socket>();
   let inFlight = 0;
   let closing = false;

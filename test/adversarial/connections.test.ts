@@ -284,6 +284,19 @@ describe("the listener under attack: connection and stream limits", () => {
     await stillServes();
   });
 
+  it("resets an HTTP/2 stream whose request has not ended --request-timeout-ms after its HEADERS (CANCEL)", async () => {
+    const h2 = await RawH2.open(port);
+    const started = performance.now();
+    // An open route, answered once its body ends; the body never does.
+    h2.send(headersFrame(1, grpcRequest("/grpc.health.v1.Health/Check"), false), frame(DATA, 0, 1, EMPTY_MESSAGE.subarray(0, 3)));
+    h2.send(headersFrame(3, grpcRequest("/grpc.health.v1.Health/Watch"), false));
+    await h2.until(() => [1, 3].every((id) => h2.stream(id).some((f) => f.type === RST_STREAM)), "two resets");
+    const ms = performance.now() - started;
+    assert.deepEqual([1, 3].map((id) => errorCode(h2.stream(id).find((f) => f.type === RST_STREAM)!)), [CANCEL, CANCEL]);
+    assert.ok(ms >= LIMITS.requestTimeoutMs - 50 && ms < LIMITS.requestTimeoutMs + SLACK_MS, `reset after ${ms.toFixed(0)} ms`);
+    h2.destroy();
+  });
+
   /**
    * Sends `prefix`, then one byte of `bytes` at each tick of the attacker's clock, until
    * the server closes the socket; resolves with how long it stayed open, the bytes of
