@@ -28,6 +28,7 @@ import { packageVersion, projectRoot } from "./locations.js";
 import { type InterceptHandler, createOnePortServer } from "./server/one-port.js";
 import { createLogDestination } from "./server/log-destination.js";
 import { finishUnreadRequestBody } from "./server/unread-request-body.js";
+import { answerNotFoundEarly } from "./server/early-not-found.js";
 import { webDemoStatic } from "./server/web-demo-static.js";
 function canResolve(module: string): boolean {
   try {
@@ -111,12 +112,17 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     // hands connections to inner HTTP/1.1 and HTTP/2 servers (see one-port.ts).
     serverFactory: (handler) =>
       createOnePortServer(handler, {
-        keepAliveTimeoutMs: 65_000,
-        requestTimeoutMs: 300_000,
         closeGraceMs: config.drainTimeoutMs,
-        idleTimeoutMs: 65_000,
         intercept,
         tls: config.tls,
+        maxConnections: config.maxConnections,
+        maxConcurrentStreams: config.maxConcurrentStreams,
+        maxOpenStreams: config.maxOpenStreams,
+        maxHeaderBytes: config.maxHeaderBytes,
+        prefaceTimeoutMs: config.prefaceTimeoutMs,
+        headersTimeoutMs: config.headersTimeoutMs,
+        requestTimeoutMs: config.requestTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
       }) as unknown as http.Server,
   });
   const routes: Array<{ method: string; url: string }> = [];
@@ -133,6 +139,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   await registerCors(fastify, config.corsOrigins ?? []);
   const tokenCheck = config.authToken === undefined ? undefined : createTokenCheck(config.authToken);
   if (tokenCheck) fastify.addHook("onRequest", createAuthHook(tokenCheck));
+  fastify.addHook("onRequest", answerNotFoundEarly);
   // Every call: counted, timed and logged once (one access-log line, with its request id).
   const logsCalls = () => ["info", "debug", "trace"].includes(fastify.log.level);
   const recordCall = ({ protocol, method, code, seconds, model, log }: CallRecord): void => {
@@ -157,7 +164,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     { service: MLflow, impl: createSeedService(core, config.defaultDeadlineMs) },
     { service: ModelService, impl: createModelService(core, config.defaultDeadlineMs) },
     { service: GRPCInferenceService, impl: createGrpcInferenceService(core, server, config.defaultDeadlineMs) },
-    { service: Health, impl: createHealthService(core, [...exposed, ServerReflectionV1, ServerReflectionV1alpha].map((s) => s.typeName)) },
+    { service: Health, impl: createHealthService(core, [...exposed, ServerReflectionV1, ServerReflectionV1alpha].map((s) => s.typeName), { maxWatchStreams: config.maxHealthWatchStreams }) },
     { service: ServerReflectionV1, impl: reflection.v1 },
     { service: ServerReflectionV1alpha, impl: reflection.v1alpha },
   ];

@@ -8,6 +8,17 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { build } from "./app.js";
 import { DEFAULT_BATCHER_OPTIONS } from "./core/batcher.js";
 import { type ServerConfig, DEFAULT_DEADLINE_MS, DEFAULT_DRAIN_DELAY_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MODEL_CONTROL_MODE, DEFAULT_PORT, LOG_LEVELS, defaultWorkers } from "./config.js";
+import {
+  DEFAULT_HEADERS_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONCURRENT_STREAMS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_MAX_HEALTH_WATCH_STREAMS,
+  DEFAULT_MAX_OPEN_STREAMS,
+  DEFAULT_PREFACE_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+} from "./config.js";
 import { MODEL_CONTROL_MODES } from "./fronts/oip/repository-guard.js";
 import { ConfigError, type ModelConfig, readConfigFile } from "./config-file.js";
 import { ModelLoadError } from "./mlflow/model-directory.js";
@@ -187,6 +198,48 @@ program
     new EnvOption("--drain-delay-ms <ms>", "on SIGTERM/SIGINT, how long to go on serving after readiness turned NOT_SERVING, before refusing new connections (Kubernetes endpoints update meanwhile)")
       .default(DEFAULT_DRAIN_DELAY_MS)
       .argParser(integer(0, 3_600_000)),
+  )
+  // Connection and stream limits (rule 11: each bounds a resource a client could hold).
+  .addOption(new EnvOption("--max-connections <n>", "connections open at once; more are closed as they are accepted").default(DEFAULT_MAX_CONNECTIONS).argParser(integer(1, 1_000_000)))
+  .addOption(
+    new EnvOption("--max-concurrent-streams <n>", "HTTP/2 streams open at once per connection (advertised in SETTINGS; clients queue beyond it)")
+      .default(DEFAULT_MAX_CONCURRENT_STREAMS)
+      .argParser(integer(1, 2 ** 31 - 1)),
+  )
+  .addOption(
+    new EnvOption("--max-open-streams <n>", "HTTP/2 streams open at once over all connections; more are refused with REFUSED_STREAM")
+      .default(DEFAULT_MAX_OPEN_STREAMS)
+      .argParser(integer(1, 10_000_000)),
+  )
+  .addOption(
+    new EnvOption("--max-health-watch-streams <n>", "open grpc.health.v1.Health/Watch streams; more fail with RESOURCE_EXHAUSTED")
+      .default(DEFAULT_MAX_HEALTH_WATCH_STREAMS)
+      .argParser(integer(0, 10_000_000)),
+  )
+  .addOption(
+    new EnvOption("--max-header-bytes <n>", "largest request header block, in bytes (HTTP/1.1 headers, HTTP/2 header list)")
+      .default(DEFAULT_MAX_HEADER_BYTES)
+      .argParser(integer(1024, 2 ** 24)),
+  )
+  .addOption(
+    new EnvOption("--preface-timeout-ms <ms>", "deadline from accepting a connection to its HTTP/2 preface and SETTINGS or first HTTP/1.1 bytes (TLS: handshake included)")
+      .default(DEFAULT_PREFACE_TIMEOUT_MS)
+      .argParser(integer(1, 3_600_000)),
+  )
+  .addOption(
+    new EnvOption("--headers-timeout-ms <ms>", "deadline for an HTTP/1.1 request's headers, from its first byte (at most --request-timeout-ms)")
+      .default(DEFAULT_HEADERS_TIMEOUT_MS)
+      .argParser(integer(1, 3_600_000)),
+  )
+  .addOption(
+    new EnvOption("--request-timeout-ms <ms>", "deadline for a whole request, body included, from its first byte (HTTP/1.1) or its HEADERS (HTTP/2)")
+      .default(DEFAULT_REQUEST_TIMEOUT_MS)
+      .argParser(integer(1, 86_400_000)),
+  )
+  .addOption(
+    new EnvOption("--idle-timeout-ms <ms>", "how long a keep-alive HTTP/1.1 or an HTTP/2 connection may stay idle")
+      .default(DEFAULT_IDLE_TIMEOUT_MS)
+      .argParser(integer(1, 86_400_000)),
   )
   .action(serve);
 

@@ -2,6 +2,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type tls from "node:tls";
+import { type ListenerLimits, CONNECTION_WINDOW_BYTES, clearOnSettings, connectionDeadline, createStreamLimiter, h1Limits, h2Settings } from "./listener-limits.js";
 
 /** The client connection preface every HTTP/2 connection starts with (RFC 9113, 3.4). */
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -11,16 +12,13 @@ type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 /** Answers a request itself (returns true) or leaves it to Fastify's handler. */
 export type InterceptHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => boolean;
 
-/** Timeouts of the inner servers (Fastify does not apply its own with a serverFactory). */
-export interface OnePortOptions {
-  /** How long an idle HTTP/1.1 keep-alive connection stays open. */
-  keepAliveTimeoutMs: number;
-  /** Longest time to receive a whole HTTP/1.1 request. */
-  requestTimeoutMs: number;
+/**
+ * The listener's limits and timeouts (Fastify applies none of its own with a
+ * serverFactory: the inner servers get them here).
+ */
+export interface OnePortOptions extends ListenerLimits {
   /** After close(), how long in-flight requests may take before every connection is destroyed. */
   closeGraceMs: number;
-  /** How long a new connection may take to send its first bytes, and an HTTP/2 session may stay idle. */
-  idleTimeoutMs: number;
   /**
    * Gets every request first (HTTP/2 and HTTP/1.1) and returns true for one it answers
    * itself (the lean unary path); read at each request, so it may be set after the
@@ -44,6 +42,7 @@ export interface OnePortOptions {
  * destroyed, so Fastify's close() never hangs on a client.
  */
 export function createOnePortServer(handler: Handler, options: OnePortOptions): net.Server {
+  const streamLimiter = createStreamLimiter(options);
   const sockets = new Set<net.Socket>();
   let inFlight = 0;
   let closing = false;
@@ -94,13 +93,15 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
   };
 
   const h2Handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse): void => {
+    // Over TLS, HTTP/1.1 requests come here too (they have no stream).
+    if ("stream" in req && !streamLimiter.admit(req.stream)) return;
     track(req, res);
     if (options.intercept?.handle?.(req, res)) return;
     handler(req as unknown as http.IncomingMessage, res as unknown as http.ServerResponse);
   };
   if (options.tls) return createTlsServer(h2Handler, options);
 
-  const h1 = http.createServer((req, res) => {
+  const h1 = http.createServer(h1Limits(options), (req, res) => {
     track(req, res);
     // Answered, then the connection closes: the client sends its next request elsewhere.
     if (closing) res.shouldKeepAlive = false;
@@ -110,9 +111,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
     if (options.intercept?.handle?.(req, res)) return;
     handler(req, res);
   });
-  h1.keepAliveTimeout = options.keepAliveTimeoutMs;
-  h1.requestTimeout = options.requestTimeoutMs;
-  const h2 = http2.createServer({ settings: H2_SETTINGS }, h2Handler);
+  const h2 = http2.createServer({ settings: h2Settings(options) }, h2Handler);
   const { sessions, goAway } = trackSessions(h2, options.idleTimeoutMs);
   h2.on("stream", (stream) => {
     streams.add(stream);
@@ -128,8 +127,9 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
       sockets.delete(socket);
       silent.delete(socket);
     });
-    // Until a protocol is known no inner server times the socket out: do it here.
-    socket.setTimeout(options.idleTimeoutMs, () => socket.destroy());
+    // Until a protocol is known no inner server times the socket out: do it here, with
+    // a deadline that runs on for HTTP/2 until the client's SETTINGS.
+    const clearDeadline = connectionDeadline(socket, options.prefaceTimeoutMs);
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer): void => {
       silent.delete(socket);
@@ -138,7 +138,6 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
       const isH2 = head.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
       if (isH2 && n < H2_PREFACE.length) return; // a prefix of the preface: wait for more bytes
       socket.off("data", onData);
-      socket.setTimeout(0);
       socket.pause();
       socket.unshift(head);
       // http2 reads the unshifted bytes off the socket's buffer by itself; the
@@ -151,10 +150,13 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
         h2.once("session", created); // emitted while the connection is handed over
         h2.emit("connection", socket);
         h2.off("session", created);
+        if (session) clearOnSettings(session, clearDeadline);
         // Accepted before close() but identified after it: GOAWAY at once, as close()
         // gave the others (streams it refuses are safe for the client to retry).
         if (closing && session) goAway(session);
       } else {
+        // From here node:http's headersTimeout and requestTimeout bound the request.
+        clearDeadline();
         h1.emit("connection", socket);
         socket.resume();
       }
@@ -162,6 +164,8 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
     socket.on("data", onData);
     socket.on("error", () => socket.destroy());
   });
+  // Beyond it, node:net closes new connections as they are accepted.
+  server.maxConnections = options.maxConnections;
 
   // closeIdleConnections() is a no-op on a server that never emitted "listening".
   server.on("listening", () => h1.emit("listening"));
@@ -183,16 +187,6 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions): 
     },
   });
 }
-
-/**
- * HTTP/2 flow-control windows. HTTP/2's defaults (64 KiB per stream and per
- * connection) let a client have only 64 KiB of request bodies in flight: 64 streams of
- * 3 KiB tensors waited for window updates (p99 50 ms here, 21 ms with these), and a
- * large tensor crosses a long link at 64 KiB per round trip. gRPC servers in Go and
- * Java open their windows by bandwidth-delay estimates; fixed larger ones do here.
- */
-const H2_SETTINGS: http2.Settings = { initialWindowSize: 1 << 20 };
-const CONNECTION_WINDOW_BYTES = 16 << 20;
 
 /** The largest stream id (RFC 9113 5.1.1): a GOAWAY naming it refuses no stream. */
 const MAX_STREAM_ID = 2 ** 31 - 1;
@@ -262,9 +256,20 @@ function createTlsServer(handler: (req: http2.Http2ServerRequest, res: http2.Htt
   // HTTP/1.1 calls in flight per socket: an idle keep-alive socket must not hold shutdown.
   const h1InFlight = new Map<net.Socket, number>();
   const h1Responses = new Set<http.ServerResponse>();
-  const server = http2.createSecureServer({ cert: options.tls!.cert, key: options.tls!.key, allowHTTP1: true, settings: H2_SETTINGS }, (req, res) => {
+  // The preface deadline of each connection, until its first HTTP/1.1 request.
+  const h1Deadlines = new WeakMap<net.Socket, () => void>();
+  const tlsOptions: http2.SecureServerOptions = {
+    cert: options.tls!.cert,
+    key: options.tls!.key,
+    allowHTTP1: true,
+    settings: h2Settings(options),
+    // The handshake has the preface deadline too (then it runs again for the preface).
+    handshakeTimeout: options.prefaceTimeoutMs,
+  };
+  const server = http2.createSecureServer(tlsOptions, (req, res) => {
     if (!("stream" in req)) {
       const socket = (req as unknown as http.IncomingMessage).socket;
+      h1Deadlines.get(socket)?.();
       const h1Res = res as unknown as http.ServerResponse;
       // Answered, then the connection closes (as on the plaintext port).
       if (closing) h1Res.shouldKeepAlive = false;
@@ -286,9 +291,25 @@ function createTlsServer(handler: (req: http2.Http2ServerRequest, res: http2.Htt
     handler(req, res);
   });
   server.setTimeout(options.requestTimeoutMs);
+  // The HTTP/1.1 fallback reads node:http's limits off the server itself.
+  Object.assign(server, h1Limits(options));
+  server.maxConnections = options.maxConnections;
   const { sessions, goAway } = trackSessions(server, options.idleTimeoutMs);
+  // After the handshake, the preface deadline runs on until the client's HTTP/2
+  // SETTINGS or its first HTTP/1.1 request. Node's own listener creates the session
+  // between these two, and emits "session" then.
+  let accepting: (() => void) | undefined;
+  server.prependListener("secureConnection", (socket: net.Socket) => {
+    accepting = connectionDeadline(socket, options.prefaceTimeoutMs);
+  });
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    if (accepting) clearOnSettings(session, accepting);
+    accepting = undefined;
+  });
   const sockets = new Set<net.Socket>();
   server.on("secureConnection", (socket: net.Socket) => {
+    if (accepting) h1Deadlines.set(socket, accepting);
+    accepting = undefined;
     sockets.add(socket);
     socket.once("close", () => {
       sockets.delete(socket);
