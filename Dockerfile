@@ -1,6 +1,6 @@
 # mlflow-connect: serve MLflow (ONNX flavor) models over gRPC, gRPC-Web, Connect and REST on one port.
 # docker build -t mlflow-connect . && docker run -p 50051:50051 mlflow-connect
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
 # Scripts off: `prepare` would build before the sources are here (and onnxruntime-node's
@@ -13,7 +13,7 @@ COPY web-demo web-demo
 COPY scripts/build-web-demo.js scripts/bundle-server.js scripts/
 RUN npm run build
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 WORKDIR /app
 # ONNX string operators (StringNormalizer) need a valid locale; Debian has C.UTF-8.
 ENV NODE_ENV=production LANG=C.UTF-8 LC_ALL=C.UTF-8 MLFLOW_CONNECT_HOST=0.0.0.0 MLFLOW_CONNECT_PORT=50051

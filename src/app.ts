@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import type http from "node:http";
 import { fileURLToPath } from "node:url";
@@ -25,9 +24,11 @@ import { ModelService, createModelService } from "./fronts/serving-v1/model-serv
 import { applyWireErrorFixes } from "./fronts/wire-error-fixes.js";
 import { type ModelSources, resolveModelArguments } from "./mlflow/model-repository.js";
 import { type OrtPool, createOrtPool } from "./runtime/ort-pool.js";
-import { projectRoot } from "./locations.js";
+import { packageVersion, projectRoot } from "./locations.js";
 import { type InterceptHandler, createOnePortServer } from "./server/one-port.js";
+import { createLogDestination } from "./server/log-destination.js";
 import { finishUnreadRequestBody } from "./server/unread-request-body.js";
+import { answerNotFoundEarly } from "./server/early-not-found.js";
 import { webDemoStatic } from "./server/web-demo-static.js";
 function canResolve(module: string): boolean {
   try {
@@ -56,12 +57,18 @@ export interface App {
   leanCalls(): number;
   /** Listens on the configured host and port; resolves with the URL. */
   listen(): Promise<string>;
-  /** Stops accepting, finishes in-flight calls, stops the workers. */
+  /**
+   * Shuts down gracefully: readiness turns NOT_SERVING at once; for drainDelayMs
+   * everything is still served (load balancers take the server out meanwhile); then
+   * new connections and HTTP/2 streams are refused, every call received is answered
+   * (within drainTimeoutMs), and the workers stop. Later calls get the same promise.
+   */
   close(): Promise<void>;
 }
 
 const webDemoRoot = fileURLToPath(new URL("dist/public", projectRoot));
-const packageVersion = (JSON.parse(readFileSync(new URL("package.json", projectRoot), "utf8")) as { version: string }).version;
+/** How long a clean shutdown waits for log lines still queued (a slow or absent reader). */
+const LOG_FLUSH_TIMEOUT_MS = 500;
 
 /**
  * The composition root: loads the models into a worker pool, then mounts every
@@ -90,21 +97,32 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   const server = { name: "mlflow-connect", version: packageVersion };
 
   const intercept: { handle?: InterceptHandler } = {};
+  // JSON lines; pretty in a terminal when the optional dev tool pino-pretty is installed.
+  const pretty = process.stdout.isTTY && canResolve("pino-pretty");
+  const logs = pretty ? undefined : createLogDestination(1);
   const fastify = Fastify({
-    // JSON lines; pretty in a terminal when the optional dev tool pino-pretty is installed.
-    logger: { level: config.logLevel, ...(process.stdout.isTTY && canResolve("pino-pretty") ? { transport: { target: "pino-pretty" } } : {}) },
+    logger: { level: config.logLevel, ...(logs ? { stream: logs } : { transport: { target: "pino-pretty" } }) },
+    // A call received while closing is answered like any other (Fastify's default
+    // answers 503, which gRPC clients take as UNAVAILABLE: a call lost, not refused).
+    // Over HTTP/1.1 Fastify adds `Connection: close` to it.
+    return503OnClosing: false,
     // Fastify's two lines per request are off: recordCall() writes one access line per call.
     logController: new LogController({ disableRequestLogging: true }),
     // Fastify types a serverFactory as an http.Server; ours is a net.Server that
     // hands connections to inner HTTP/1.1 and HTTP/2 servers (see one-port.ts).
     serverFactory: (handler) =>
       createOnePortServer(handler, {
-        keepAliveTimeoutMs: 65_000,
-        requestTimeoutMs: 300_000,
         closeGraceMs: config.drainTimeoutMs,
-        idleTimeoutMs: 65_000,
         intercept,
         tls: config.tls,
+        maxConnections: config.maxConnections,
+        maxConcurrentStreams: config.maxConcurrentStreams,
+        maxOpenStreams: config.maxOpenStreams,
+        maxHeaderBytes: config.maxHeaderBytes,
+        prefaceTimeoutMs: config.prefaceTimeoutMs,
+        headersTimeoutMs: config.headersTimeoutMs,
+        requestTimeoutMs: config.requestTimeoutMs,
+        idleTimeoutMs: config.idleTimeoutMs,
       }) as unknown as http.Server,
   });
   const routes: Array<{ method: string; url: string }> = [];
@@ -113,12 +131,15 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   });
   // Health turns NOT_SERVING first, so balancers stop sending before the port closes.
   fastify.addHook("preClose", async () => core.beginShutdown());
+  // onClose hooks run last-added first, after the listener's close (every connection done).
+  fastify.addHook("onClose", async () => logs?.flush(LOG_FLUSH_TIMEOUT_MS));
   fastify.addHook("onClose", async () => pool.close());
   fastify.addHook("onRequest", finishUnreadRequestBody);
   // Before auth: a preflight carries no token and is answered by the CORS hook.
   await registerCors(fastify, config.corsOrigins ?? []);
   const tokenCheck = config.authToken === undefined ? undefined : createTokenCheck(config.authToken);
   if (tokenCheck) fastify.addHook("onRequest", createAuthHook(tokenCheck));
+  fastify.addHook("onRequest", answerNotFoundEarly);
   // Every call: counted, timed and logged once (one access-log line, with its request id).
   const logsCalls = () => ["info", "debug", "trace"].includes(fastify.log.level);
   const recordCall = ({ protocol, method, code, seconds, model, log }: CallRecord): void => {
@@ -143,7 +164,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
     { service: MLflow, impl: createSeedService(core, config.defaultDeadlineMs) },
     { service: ModelService, impl: createModelService(core, config.defaultDeadlineMs) },
     { service: GRPCInferenceService, impl: createGrpcInferenceService(core, server, config.defaultDeadlineMs) },
-    { service: Health, impl: createHealthService(core, [...exposed, ServerReflectionV1, ServerReflectionV1alpha].map((s) => s.typeName)) },
+    { service: Health, impl: createHealthService(core, [...exposed, ServerReflectionV1, ServerReflectionV1alpha].map((s) => s.typeName), { maxWatchStreams: config.maxHealthWatchStreams }) },
     { service: ServerReflectionV1, impl: reflection.v1 },
     { service: ServerReflectionV1alpha, impl: reflection.v1alpha },
   ];
@@ -169,9 +190,9 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
         recordCall({ protocol, method, code, seconds, model, log: logsCalls() ? fastify.log.child({ reqId: `lean-${leanCalls}` }) : undefined });
       },
     });
-    // A call without the token goes the full way, where the auth hook answers it; so
-    // does every call once shutdown began (Fastify answers 503 and closes keep-alive connections).
-    intercept.handle = (req, res) => !core.shuttingDown() && (!tokenCheck || tokenCheck(req.headers.authorization)) && lean.handle(req, res);
+    // A call without the token goes the full way, where the auth hook answers it. During
+    // shutdown calls still come here: the listener refuses what must not be received.
+    intercept.handle = (req, res) => (!tokenCheck || tokenCheck(req.headers.authorization)) && lean.handle(req, res);
   }
   await fastify.register(mlflowRestRoutes, {
     core,
@@ -196,6 +217,7 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
   for (const model of core.models()) {
     if (model.source.inputExampleProblem) fastify.log.warn(model.source.inputExampleProblem);
   }
+  let closing: Promise<void> | undefined;
   const names = `${core.models().length > 1 ? "models" : "model"} ${core.models().map((m) => `"${m.name}"`).join(", ")}`;
 
   return {
@@ -221,6 +243,11 @@ async function mount(config: ServerConfig, sources: ModelSources, pool: OrtPool)
             : `mlflow-connect listening on ${address} (gRPC, gRPC-Web, Connect; HTTP/1.1 and h2c); ${names} ready`,
       });
     },
-    close: () => fastify.close(),
+    close: () =>
+      (closing ??= (async () => {
+        core.beginShutdown();
+        if (config.drainDelayMs > 0 && fastify.server.listening) await new Promise((resolve) => setTimeout(resolve, config.drainDelayMs));
+        await fastify.close();
+      })()),
   };
 }

@@ -2,15 +2,27 @@
  * Process entry: flags -> configuration -> build() -> listen(), and signals.
  * Start-up failures print one line and exit 1, without a stack trace.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeSync } from "node:fs";
 import { basename } from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { build } from "./app.js";
 import { DEFAULT_BATCHER_OPTIONS } from "./core/batcher.js";
-import { type ServerConfig, DEFAULT_DEADLINE_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MODEL_CONTROL_MODE, DEFAULT_PORT, LOG_LEVELS, defaultWorkers } from "./config.js";
+import { type ServerConfig, DEFAULT_DEADLINE_MS, DEFAULT_DRAIN_DELAY_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_LOG_LEVEL, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MODEL_CONTROL_MODE, DEFAULT_PORT, LOG_LEVELS, defaultWorkers } from "./config.js";
+import {
+  DEFAULT_HEADERS_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_MAX_CONCURRENT_STREAMS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_MAX_HEALTH_WATCH_STREAMS,
+  DEFAULT_MAX_OPEN_STREAMS,
+  DEFAULT_PREFACE_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+} from "./config.js";
 import { MODEL_CONTROL_MODES } from "./fronts/oip/repository-guard.js";
 import { ConfigError, type ModelConfig, readConfigFile } from "./config-file.js";
 import { ModelLoadError } from "./mlflow/model-directory.js";
+import { packageVersion } from "./locations.js";
 
 function integer(min: number, max: number) {
   return (value: string): number => {
@@ -112,6 +124,16 @@ async function serve(modelUris: string[], allOptions: ServeOptions, command: Com
     if (stopping) return;
     stopping = true;
     app.fastify.log.info(`${signal} received, shutting down`);
+    // Whatever hangs (a worker inside a long native run, a stuck stdout), the process
+    // leaves a second after the drain may last at most; unref'd, so it never holds it.
+    setTimeout(() => {
+      try {
+        writeSync(2, "mlflow-connect: error: shutdown took longer than --drain-delay-ms + --drain-timeout-ms + 1 s; exiting\n");
+      } catch {
+        // stderr is gone too
+      }
+      process.exit(1);
+    }, config.drainDelayMs + config.drainTimeoutMs + HARD_EXIT_AFTER_DRAIN_MS).unref();
     app.close().then(
       () => process.exit(0),
       (error: unknown) => fail(`shutdown failed: ${(error as Error).message}`),
@@ -120,6 +142,9 @@ async function serve(modelUris: string[], allOptions: ServeOptions, command: Com
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
 }
+
+/** How long after the drain's end (delay + timeout) a shutdown that still hangs is cut short. */
+const HARD_EXIT_AFTER_DRAIN_MS = 1_000;
 
 /**
  * A flag with an environment-variable twin: --max-queue <-> MLFLOW_CONNECT_MAX_QUEUE
@@ -135,6 +160,7 @@ class EnvOption extends Option {
 /** The command line; exported so that tests can read its options (main() parses process.argv). */
 export const program = new Command("mlflow-connect")
   .description("Serve an MLflow model (ONNX flavor) over gRPC, gRPC-Web, Connect and JSON on one port.")
+  .version(packageVersion, "-V, --version", "print the version")
   .showHelpAfterError();
 
 program
@@ -178,6 +204,53 @@ program
     new EnvOption("--model-control-mode <mode>", "explicit: clients may load and unload models through /v2/repository (as Triton's flag); none: only a restart changes them")
       .choices(MODEL_CONTROL_MODES)
       .default(DEFAULT_MODEL_CONTROL_MODE),
+  )
+  .addOption(
+    new EnvOption("--drain-delay-ms <ms>", "on SIGTERM/SIGINT, how long to go on serving after readiness turned NOT_SERVING, before refusing new connections (Kubernetes endpoints update meanwhile)")
+      .default(DEFAULT_DRAIN_DELAY_MS)
+      .argParser(integer(0, 3_600_000)),
+  )
+  // Connection and stream limits (rule 11: each bounds a resource a client could hold).
+  .addOption(new EnvOption("--max-connections <n>", "connections open at once; more are closed as they are accepted").default(DEFAULT_MAX_CONNECTIONS).argParser(integer(1, 1_000_000)))
+  .addOption(
+    new EnvOption("--max-concurrent-streams <n>", "HTTP/2 streams open at once per connection (advertised in SETTINGS; clients queue beyond it)")
+      .default(DEFAULT_MAX_CONCURRENT_STREAMS)
+      .argParser(integer(1, 2 ** 31 - 1)),
+  )
+  .addOption(
+    new EnvOption("--max-open-streams <n>", "HTTP/2 streams open at once over all connections; more are refused with REFUSED_STREAM")
+      .default(DEFAULT_MAX_OPEN_STREAMS)
+      .argParser(integer(1, 10_000_000)),
+  )
+  .addOption(
+    new EnvOption("--max-health-watch-streams <n>", "open grpc.health.v1.Health/Watch streams; more fail with RESOURCE_EXHAUSTED")
+      .default(DEFAULT_MAX_HEALTH_WATCH_STREAMS)
+      .argParser(integer(0, 10_000_000)),
+  )
+  .addOption(
+    new EnvOption("--max-header-bytes <n>", "largest request header block, in bytes (HTTP/1.1 headers, HTTP/2 header list)")
+      .default(DEFAULT_MAX_HEADER_BYTES)
+      .argParser(integer(1024, 2 ** 24)),
+  )
+  .addOption(
+    new EnvOption("--preface-timeout-ms <ms>", "deadline from accepting a connection to its HTTP/2 preface and SETTINGS or first HTTP/1.1 bytes (TLS: handshake included)")
+      .default(DEFAULT_PREFACE_TIMEOUT_MS)
+      .argParser(integer(1, 3_600_000)),
+  )
+  .addOption(
+    new EnvOption("--headers-timeout-ms <ms>", "deadline for an HTTP/1.1 request's headers, from its first byte (at most --request-timeout-ms)")
+      .default(DEFAULT_HEADERS_TIMEOUT_MS)
+      .argParser(integer(1, 3_600_000)),
+  )
+  .addOption(
+    new EnvOption("--request-timeout-ms <ms>", "deadline for a whole request, body included, from its first byte (HTTP/1.1) or its HEADERS (HTTP/2)")
+      .default(DEFAULT_REQUEST_TIMEOUT_MS)
+      .argParser(integer(1, 86_400_000)),
+  )
+  .addOption(
+    new EnvOption("--idle-timeout-ms <ms>", "how long a keep-alive HTTP/1.1 or an HTTP/2 connection may stay idle")
+      .default(DEFAULT_IDLE_TIMEOUT_MS)
+      .argParser(integer(1, 86_400_000)),
   )
   .action(serve);
 

@@ -59,6 +59,16 @@ const schema = {
         properties: { path: { type: "string", minLength: 1 }, name: { type: "string", pattern: "^[A-Za-z0-9_.-]+$" }, batching },
       },
     },
+    drainDelayMs: { type: "integer", minimum: 0 },
+    maxConnections: { type: "integer", minimum: 1 },
+    maxConcurrentStreams: { type: "integer", minimum: 1, maximum: 2147483647 },
+    maxOpenStreams: { type: "integer", minimum: 1 },
+    maxHealthWatchStreams: { type: "integer", minimum: 0 },
+    maxHeaderBytes: { type: "integer", minimum: 1024, maximum: 16777216 },
+    prefaceTimeoutMs: { type: "integer", minimum: 1 },
+    headersTimeoutMs: { type: "integer", minimum: 1 },
+    requestTimeoutMs: { type: "integer", minimum: 1 },
+    idleTimeoutMs: { type: "integer", minimum: 1 },
   },
 } as const;
 

@@ -85,7 +85,18 @@ function sample(option: Option): Sample {
     const others = option.argChoices.filter((c) => c !== option.defaultValue);
     text = [others[0]!, others[1] ?? String(option.defaultValue)];
   } else if (typeof option.defaultValue === "number") {
-    text = ["3", "7"];
+    // Next to the default: inside whatever range the option's parser takes.
+    const d = option.defaultValue;
+    const valid = [d + 1, d + 2, d - 1, d - 2].map(String).filter((t) => {
+      try {
+        parse(t);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    if (valid.length < 2) throw new Error(`${option.long}: no two valid values next to its default ${d}; add a sample to test/cli-options.test.ts`);
+    text = [valid[0]!, valid[1]!];
   } else if (option.defaultValue === undefined || typeof option.defaultValue === "string") {
     text = ["value-a", "value-b"];
   } else {

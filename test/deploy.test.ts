@@ -7,6 +7,7 @@ import { Deployment } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { Service } from "kubernetes-models/v1";
 import { parse } from "yaml";
+import { DEFAULT_DRAIN_TIMEOUT_MS } from "../src/config.js";
 import { ROOT } from "./helpers/server.js";
 import { untestableSkip } from "./helpers/tools.js";
 
@@ -84,6 +85,11 @@ describe("deploy/ manifests", () => {
     assert.equal(container.readinessProbe?.grpc?.port, container.ports![0]!.containerPort);
     assert.equal(hpa.spec!.scaleTargetRef.name, deployment.metadata!.name);
     assert.deepEqual(load("kubernetes/service.yaml").spec.selector, deployment.spec!.selector.matchLabels);
+    // SIGTERM: drain delay, then the drain timeout, then the process's hard exit a second later, all within the grace period.
+    const env = Object.fromEntries(container.env!.map((e) => [e.name, Number(e.value)]));
+    const drainMs = env.MLFLOW_CONNECT_DRAIN_DELAY_MS! + (env.MLFLOW_CONNECT_DRAIN_TIMEOUT_MS ?? DEFAULT_DRAIN_TIMEOUT_MS) + 1000;
+    assert.ok(env.MLFLOW_CONNECT_DRAIN_DELAY_MS! > 0, "a drain delay while the endpoints update");
+    assert.ok(drainMs <= deployment.spec!.template.spec!.terminationGracePeriodSeconds! * 1000, `${drainMs} ms of drain within the grace period`);
   });
 
   it("the KServe ServingRuntime and InferenceService are valid and fit together", () => {
@@ -104,7 +110,8 @@ describe("deploy/ manifests", () => {
 
   it("the Dockerfile runs as non-root, with a UTF-8 locale, production dependencies and a HEALTHCHECK", () => {
     const dockerfile = readFileSync(`${ROOT}Dockerfile`, "utf8");
-    assert.match(dockerfile, /^FROM node:20-bookworm-slim$/m);
+    // The current Node LTS line, in both stages.
+    assert.equal(dockerfile.match(/^FROM node:24-bookworm-slim( AS build)?$/gm)?.length, 2);
     assert.match(dockerfile, /npm ci --omit=dev/);
     assert.match(dockerfile, /LANG=C\.UTF-8/);
     assert.match(dockerfile, /^USER node$/m);
@@ -151,9 +158,11 @@ describe("the Dockerfile, checked without a container engine", () => {
       });
   const copied = (stage: Array<{ keyword: string; args: string }>, path: string) => copies(stage).some((c) => path === c.target || path.startsWith(`${c.target}/`) || c.target === ".");
 
-  it("has a build stage and a final stage, both on the Node 20 slim image", () => {
+  it("has a build stage and a final stage on the same Node slim image", () => {
     assert.deepEqual([...stages.keys()], ["build", ""]);
-    for (const stage of stages.values()) assert.match(stage[0]!.args, /^node:20-bookworm-slim\b/);
+    const images = [...stages.values()].map((stage) => stage[0]!.args.split(" ")[0]);
+    assert.match(images[0]!, /^node:\d+-bookworm-slim$/);
+    assert.equal(images[1], images[0]);
   });
 
   it("copies only files that exist in the build context and that .dockerignore lets through", () => {
@@ -205,14 +214,14 @@ describe("the Dockerfile, checked without a container engine", () => {
 });
 
 describe("the container image", () => {
-  // Building needs a running container engine and the node:20 base image from a
+  // Building needs a running container engine and the Node base image from a
   // container registry: this project's machines and CI have neither (the docker
   // client here has no daemon), so this always skips, with its reason, CI included;
   // the Dockerfile is checked statically above instead.
   const engine = ["docker", "podman"].find((tool) => spawnSync(tool, ["info"], { stdio: "ignore", timeout: 20_000 }).status === 0);
   const skip = engine
     ? false
-    : untestableSkip("building and running the container image", "no running container engine (docker/podman info failed) and no container registry to pull node:20-bookworm-slim from");
+    : untestableSkip("building and running the container image", "no running container engine (docker/podman info failed) and no container registry to pull its base image from");
 
   it("builds", { skip }, () => {
     const build = spawnSync(engine!, ["build", "-t", "mlflow-connect:test", ROOT], { stdio: "inherit", timeout: 600_000 });

@@ -1,8 +1,8 @@
 import type { ScoringInput } from "../mlflow/scoring-format.js";
 import { castTensor } from "./casting.js";
-import { invalidInput } from "./errors.js";
+import { invalidInput, quote } from "./errors.js";
 import type { GraphTensorInfo, InputSpec, ServedModel } from "./served-model.js";
-import { type Tensor, formatShape, tensorFromJson, tensorToJson } from "./tensor.js";
+import { type DType, type Tensor, formatShape, tensorFromJson, tensorFromRows, tensorToJson } from "./tensor.js";
 import { graphInput } from "./validate-inputs.js";
 
 /** The model's columns: the signature's column specs, else one column per graph input. */
@@ -19,74 +19,91 @@ function fitRank(tensor: Tensor, input: GraphTensorInfo): Tensor {
 /**
  * Maps table rows onto the graph inputs, as MLflow's onnx flavor does: one 2-D
  * input fed by all columns in signature order, or one input per column by name.
- * Every column's values are checked against its declared type first.
+ * Every column's values are checked against its declared type first. Columns the
+ * model does not have are ignored, as MLflow does.
  */
-function bindColumns(model: ServedModel, names: string[] | undefined, rows: unknown[][], textCells = false): Record<string, Tensor> {
+function bindColumns(model: ServedModel, names: readonly string[] | undefined, rows: unknown[][], textCells = false): Record<string, Tensor> {
   if (rows.length === 0) throw invalidInput("the input has no rows");
   const expected = expectedColumns(model);
-  const list = expected.map((c) => c.name).join(", ");
+  const list = () => expected.map((c) => c.name).join(", ");
   let positions: (number | undefined)[];
   if (names) {
-    positions = expected.map((c) => {
-      const at = names.indexOf(c.name);
-      if (at < 0 && c.required) throw invalidInput(`missing column "${c.name}": model "${model.name}" expects columns ${list}`);
-      return at < 0 ? undefined : at;
-    });
+    // One pass over the client's names (there may be many), looking each up among the model's.
+    const wanted = new Map(expected.map((c, i) => [c.name, i]));
+    positions = new Array<number | undefined>(expected.length).fill(undefined);
+    for (let at = 0; at < names.length; at++) {
+      const i = wanted.get(names[at]!);
+      if (i !== undefined && positions[i] === undefined) positions[i] = at;
+    }
+    const missing = expected.find((c, i) => positions[i] === undefined && c.required);
+    if (missing) throw invalidInput(`missing column ${quote(missing.name)}: model "${model.name}" expects columns ${list()}`);
   } else {
     const width = rows[0]!.length;
     if (width !== expected.length) {
-      throw invalidInput(`rows have ${width} values, model "${model.name}" expects ${expected.length} columns: ${list}`);
+      throw invalidInput(`rows have ${width} values, model "${model.name}" expects ${expected.length} columns: ${list()}`);
     }
     positions = expected.map((_, i) => i);
   }
   const present = expected.flatMap((c, i) => (positions[i] === undefined ? [] : [{ column: c, at: positions[i]! }]));
-  if (textCells) rows = rows.map((row) => typeCsvCells(row, present));
+  const read = textCells ? readCsvCell : undefined;
   for (const { column, at } of present) {
-    tensorFromJson(column.name, rows.map((r) => r[at]), column.dtype); // type check, named after the column
+    tensorFromRows(column.name, rows, [at], column.dtype, read); // type check, named after the column
   }
   const only = model.inputs.length === 1 ? model.inputs[0]! : undefined;
   if (only && (present.length > 1 || present[0]?.column.name !== only.name)) {
-    const table = rows.map((r) => present.map(({ at }) => r[at]));
-    const tensor = tensorFromJson(only.name, table, only.dtype);
-    return { [only.name]: only.shape.length === 1 && present.length === 1 ? { ...tensor, shape: [rows.length] } : tensor };
+    const tensor = tensorFromRows(only.name, rows, present.map(({ at }) => at), only.dtype, read);
+    // One column fills a 2-D input as [rows, 1], a 1-D one as [rows].
+    return { [only.name]: only.shape.length === 1 || present.length > 1 ? tensor : { ...tensor, shape: [rows.length, 1] } };
   }
-  const tensors: Record<string, Tensor> = {};
+  const graphNames = new Set(model.inputs.map((g) => g.name));
+  const tensors: Array<[string, Tensor]> = [];
   for (const { column, at } of present) {
     // An optional column the graph has no input for is checked above and dropped.
-    if (!column.required && !model.inputs.some((g) => g.name === column.name)) continue;
+    if (!column.required && !graphNames.has(column.name)) continue;
     const input = graphInput(model, column.name);
-    tensors[input.name] = fitRank(tensorFromJson(input.name, rows.map((r) => r[at]), input.dtype), input);
+    tensors.push([input.name, fitRank(tensorFromRows(input.name, rows, [at], input.dtype, read), input)]);
   }
-  return tensors;
+  return Object.fromEntries(tensors);
 }
 
-/** CSV cells are text: read them as the column's type, as pandas would ("" is a missing value). */
-function typeCsvCells(row: unknown[], present: ReadonlyArray<{ column: InputSpec; at: number }>): unknown[] {
-  const typed = [...row];
-  for (const { column, at } of present) {
-    const cell = row[at];
-    if (typeof cell !== "string" || column.dtype === "string") continue;
-    if (cell.trim() === "") typed[at] = null;
-    else if (column.dtype === "bool") typed[at] = /^true$/i.test(cell) ? true : /^false$/i.test(cell) ? false : cell;
-    else if (Number.isFinite(Number(cell))) typed[at] = Number(cell);
-  }
-  return typed;
+/**
+ * `dataframe_records` as rows of the model's columns only. Like pandas, a column a
+ * record lacks is null in that row, and a column no record has is missing.
+ */
+function bindRecords(model: ServedModel, records: ReadonlyArray<Record<string, unknown>>): Record<string, Tensor> {
+  if (records.length === 0) throw invalidInput("the input has no rows");
+  // Own keys only: a record's "constructor" is a column, an inherited one is not.
+  const names = expectedColumns(model)
+    .map((c) => c.name)
+    .filter((name) => records.some((r) => Object.hasOwn(r, name)));
+  const rows = records.map((r) => names.map((name) => (Object.hasOwn(r, name) ? r[name] : null)));
+  return bindColumns(model, names, rows);
+}
+
+/** A CSV cell (text) as the JSON value pandas would read for `dtype` ("" is a missing value). */
+function readCsvCell(cell: unknown, dtype: DType): unknown {
+  if (typeof cell !== "string" || dtype === "string") return cell;
+  if (cell.trim() === "") return null;
+  if (dtype === "bool") return /^true$/i.test(cell) ? true : /^false$/i.test(cell) ? false : cell;
+  const n = Number(cell);
+  return Number.isFinite(n) ? n : cell;
 }
 
 /**
  * Whether named values of a column-based model are columns. Only names that are
  * graph inputs and not columns (iris' 2-D "input") address the graph directly.
  */
-function byColumnNames(model: ServedModel, names: string[]): boolean {
+function byColumnNames(model: ServedModel, names: readonly string[]): boolean {
   if (model.schemaKind !== "columns") return false;
-  const graphOnly = (n: string) => model.inputs.some((g) => g.name === n) && !model.inputSpecs.some((c) => c.name === n);
-  return !names.every(graphOnly);
+  const graphNames = new Set(model.inputs.map((g) => g.name));
+  const columnNames = new Set(model.inputSpecs.map((c) => c.name));
+  return !names.every((n) => graphNames.has(n) && !columnNames.has(n));
 }
 
-function refuseUnknownColumns(model: ServedModel, names: string[]): void {
-  const known = model.inputSpecs.map((c) => c.name);
-  const unknown = names.find((n) => !known.includes(n));
-  if (unknown !== undefined) throw invalidInput(`model "${model.name}" has no input "${unknown}" (its columns: ${known.join(", ")})`);
+function refuseUnknownColumns(model: ServedModel, names: readonly string[]): void {
+  const known = new Set(model.inputSpecs.map((c) => c.name));
+  const unknown = names.find((n) => !known.has(n));
+  if (unknown !== undefined) throw invalidInput(`model "${model.name}" has no input ${quote(unknown)} (its columns: ${[...known].join(", ")})`);
 }
 
 /**
@@ -100,25 +117,26 @@ export function bindTensors(model: ServedModel, tensors: Record<string, Tensor>)
   if (names.length === 0) throw invalidInput("the request has no input tensors");
   if (byColumnNames(model, names)) {
     refuseUnknownColumns(model, names);
+    const specs = new Map(model.inputSpecs.map((c) => [c.name, c]));
     const columns = names.map((name) => {
       const t = tensors[name]!;
       if (t.shape.length > 2 || (t.shape.length === 2 && t.shape[1] !== 1)) {
-        throw invalidInput(`column "${name}" must be a 1-D tensor of rows, got shape ${formatShape(t.shape)}`);
+        throw invalidInput(`column ${quote(name)} must be a 1-D tensor of rows, got shape ${formatShape(t.shape)}`);
       }
-      const spec = model.inputSpecs.find((c) => c.name === name)!;
+      const spec = specs.get(name)!;
       castTensor(name, t, spec.dtype); // refuses what MLflow refuses, e.g. float into a long column
       return tensorToJson({ ...t, shape: [t.data.length] }) as unknown[];
     });
     return bindColumns(model, names, columnsToRows(columns, "rows"));
   }
-  const bound: Record<string, Tensor> = {};
+  const bound: Array<[string, Tensor]> = [];
   for (const name of names) {
     const g = graphInput(model, name);
     const spec = model.schemaKind === "tensors" ? model.inputSpecs.find((s) => s.name === name) : undefined;
     const t = spec ? castTensor(name, tensors[name]!, spec.dtype) : tensors[name]!;
-    bound[name] = castTensor(name, t, g.dtype);
+    bound.push([name, castTensor(name, t, g.dtype)]);
   }
-  return bound;
+  return Object.fromEntries(bound);
 }
 
 /** Columns of equal length as rows, for bindColumns(). */
@@ -136,6 +154,8 @@ export function bindScoringInput(model: ServedModel, input: ScoringInput): Recor
   switch (input.kind) {
     case "dataframe":
       return bindColumns(model, input.columns, input.rows, input.textCells);
+    case "records":
+      return bindRecords(model, input.records);
     case "tensor": {
       if (model.inputs.length !== 1) {
         throw invalidInput(
@@ -146,23 +166,20 @@ export function bindScoringInput(model: ServedModel, input: ScoringInput): Recor
       return { [only.name]: tensorFromJson(only.name, input.value, only.dtype) };
     }
     case "named": {
-      const names = Object.keys(input.tensors);
+      const names = [...input.tensors.keys()];
       if (names.length === 0) throw invalidInput("the input has no tensors");
       if (byColumnNames(model, names)) {
         // Named values of a column-based model are columns: {"col": [v1, v2, ...]}.
         refuseUnknownColumns(model, names);
         const columns = names.map((n) => {
-          const v = input.tensors[n];
+          const v = input.tensors.get(n);
           return Array.isArray(v) ? v : [v];
         });
         return bindColumns(model, names, columnsToRows(columns, "values"));
       }
-      const tensors: Record<string, Tensor> = {};
-      for (const name of names) {
-        const g = graphInput(model, name);
-        tensors[name] = tensorFromJson(name, input.tensors[name], g.dtype);
-      }
-      return tensors;
+      const tensors: Array<[string, Tensor]> = [];
+      for (const [name, value] of input.tensors) tensors.push([name, tensorFromJson(name, value, graphInput(model, name).dtype)]);
+      return Object.fromEntries(tensors);
     }
   }
 }

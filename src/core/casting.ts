@@ -1,4 +1,4 @@
-import { invalidInput } from "./errors.js";
+import { invalidInput, quote } from "./errors.js";
 import { type DType, type Tensor, type TensorData, allocateTensorData, fromFloat16Bits, toFloat16Bits } from "./tensor.js";
 
 const INT_BITS: Partial<Record<DType, [bits: number, signed: boolean]>> = {
@@ -49,7 +49,7 @@ export function canCastSafely(from: DType, to: DType): boolean {
 export function castTensor(name: string, tensor: Tensor, to: DType): Tensor {
   if (tensor.dtype === to) return tensor;
   if (!canCastSafely(tensor.dtype, to)) {
-    throw invalidInput(`input "${name}" expects dtype ${to}, got ${tensor.dtype} (MLflow refuses ${tensor.dtype} to ${to} casts)`);
+    throw invalidInput(`input ${quote(name)} expects dtype ${to}, got ${tensor.dtype} (MLflow refuses ${tensor.dtype} to ${to} casts)`);
   }
   const out = allocateTensorData(to, tensor.data.length) as unknown[];
   const src = tensor.data as ArrayLike<number | bigint>;

@@ -34,7 +34,7 @@ export class InferenceError extends Error {
       reason?: "malformed" | "schema";
     },
   ) {
-    super(message, options);
+    super(clip(message, MAX_MESSAGE_CHARS), options);
     this.reason = options?.reason ?? "schema";
   }
 
@@ -46,6 +46,25 @@ export class InferenceError extends Error {
     if (error instanceof ScoringFormatError) return new InferenceError("invalid_input", error.message, { reason: "malformed" });
     return new InferenceError("internal", "internal error while running the model", { cause: error });
   }
+}
+
+/**
+ * Longest message an InferenceError carries. Messages quote what the client sent
+ * (names, values), and gRPC carries the message in a trailer: a message of a megabyte
+ * makes the HTTP/2 frame too large, and the client sees INTERNAL instead of the error.
+ */
+export const MAX_MESSAGE_CHARS = 1024;
+
+/** Longest client string quoted in a message, so that the rest of the message stays readable. */
+const MAX_QUOTED_CHARS = 100;
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 3)}...`;
+}
+
+/** A client-supplied name as messages quote it: in double quotes, clipped when long. */
+export function quote(name: string): string {
+  return `"${clip(name, MAX_QUOTED_CHARS)}"`;
 }
 
 /** The input does not fit the model: a missing input, a wrong dtype or shape, a bad param. */

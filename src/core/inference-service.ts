@@ -3,7 +3,7 @@ import type { GraphValueInfo } from "../runtime/messages.js";
 import { type CoreObserver, NO_OBSERVER } from "./observer.js";
 import { type BatchStats, type Batcher, type BatcherOptions, canBatch, createBatcher } from "./batcher.js";
 import type { OrtPool } from "../runtime/ort-pool.js";
-import { InferenceError } from "./errors.js";
+import { InferenceError, quote } from "./errors.js";
 import { readOnnxInfo } from "../mlflow/onnx-info.js";
 import { parseScoringRequest } from "../mlflow/scoring-format.js";
 import { bindScoringInput } from "./bind-inputs.js";
@@ -197,10 +197,10 @@ export function createInferenceService(deps: InferenceServiceDeps): InferenceSer
       const model = name === undefined || name === "" ? (served.get(defaultName ?? "") ?? served.values().next().value) : served.get(name);
       if (!model) {
         const list = [...served.keys()].join(", ") || "none";
-        throw new InferenceError("not_found", name ? `model "${name}" is not served here (served: ${list})` : "no model is loaded");
+        throw new InferenceError("not_found", name ? `model ${quote(name)} is not served here (served: ${list})` : "no model is loaded");
       }
       if (version && version !== model.version) {
-        throw new InferenceError("not_found", `model "${model.name}" has no version "${version}" (served: ${model.version || "unversioned"})`);
+        throw new InferenceError("not_found", `model "${model.name}" has no version ${quote(version)} (served: ${model.version || "unversioned"})`);
       }
       return model;
     },

@@ -18,8 +18,13 @@ function fits(type: ParamType, value: unknown): boolean {
   }
 }
 
+/** A param value for a message: objects are not spelled out (they may be megabytes, or nested too deep to stringify). */
 function describe(value: unknown): string {
-  return Array.isArray(value) ? "a list" : value === null ? "null" : `${typeof value} ${JSON.stringify(value)}`;
+  if (Array.isArray(value)) return "a list";
+  if (value === null) return "null";
+  if (typeof value === "object") return "an object";
+  const text = JSON.stringify(value);
+  return `${typeof value} ${text.length > 40 ? `${text.slice(0, 40)}...` : text}`;
 }
 
 /**
@@ -31,7 +36,8 @@ function describe(value: unknown): string {
 export function resolveParams(specs: readonly ParamSpec[] | undefined, params: Record<string, unknown> | undefined): Record<string, unknown> {
   const resolved: Record<string, unknown> = {};
   for (const spec of specs ?? []) {
-    const value = params?.[spec.name];
+    // Own keys only: a request without "toString" must not read Object.prototype's.
+    const value = params !== undefined && Object.hasOwn(params, spec.name) ? params[spec.name] : undefined;
     if (value === undefined || value === null) {
       resolved[spec.name] = spec.default;
       continue;

@@ -1,4 +1,4 @@
-import { invalidInput } from "./errors.js";
+import { invalidInput, quote } from "./errors.js";
 
 /** The element types a tensor can hold: MLflow's tensor dtypes as ONNX names them. */
 export const DTYPES = [
@@ -36,9 +36,11 @@ export const OIP_DATATYPES: Record<DType, string> = {
   string: "BYTES",
 };
 
+const DTYPE_OF_OIP = new Map(Object.entries(OIP_DATATYPES).map(([dtype, oip]) => [oip, dtype as DType]));
+
 /** The dtype of an OIP datatype name, or undefined for one we do not know. */
 export function dtypeFromOip(datatype: string): DType | undefined {
-  return (Object.keys(OIP_DATATYPES) as DType[]).find((d) => OIP_DATATYPES[d] === datatype);
+  return DTYPE_OF_OIP.get(datatype);
 }
 
 /** Typed storage of a numeric or bool tensor: bool as Uint8Array, float16 as raw bits in Uint16Array. */
@@ -125,7 +127,9 @@ function describe(value: unknown): string {
 /**
  * Converts one JSON scalar to the storage value of `dtype`, applying MLflow's safe
  * casts: integers into floats are fine; fractions into integers, strings into
- * numbers and numbers into strings are refused. Returns an error message on refusal.
+ * numbers and numbers into strings are refused, and so are numbers the dtype cannot
+ * hold (typed arrays would store 1e300 as Infinity in float32, 300 as 44 in int8).
+ * Returns an error message on refusal.
  */
 function convertScalar(dtype: DType, value: unknown): number | bigint | string | { error: string } {
   if (dtype === "string") {
@@ -138,47 +142,138 @@ function convertScalar(dtype: DType, value: unknown): number | bigint | string |
     // NaN and infinities cannot be written in JSON; anything else here is a wrong type.
     return { error: `expected ${dtype}, got ${describe(value)}` };
   }
-  if (dtype === "float32" || dtype === "float64") return value;
-  if (dtype === "float16") return toFloat16Bits(value);
+  if (dtype === "float64") return value;
+  if (dtype === "float32") return Number.isFinite(Math.fround(value)) ? value : { error: `expected float32, got ${value}, out of range` };
+  if (dtype === "float16") {
+    const bits = toFloat16Bits(value);
+    return isFloat16Infinity(bits) ? { error: `expected float16, got ${value}, out of range` } : bits;
+  }
   const range = INT_RANGES[dtype];
   if (!Number.isInteger(value)) return { error: `expected ${dtype}, got fraction ${value} (MLflow refuses float to integer casts)` };
   if (range && (value < range[0] || value > range[1])) return { error: `expected ${dtype}, got ${value}, out of range` };
   return dtype === "int64" || dtype === "uint64" ? BigInt(value) : value;
 }
 
-/** Deepest nesting accepted from JSON (ONNX tensors of higher rank do not occur in practice). */
+/** Deepest nesting accepted from JSON and on the wire (ONNX tensors of higher rank do not occur in practice). */
 export const MAX_RANK = 32;
 
 /**
  * Builds a tensor of `dtype` from a JSON value (a scalar or nested lists), inferring
  * the shape and refusing ragged lists and values of the wrong type. `name` only
  * serves the error messages.
+ *
+ * The shape is read from the first item of each level, then every list is checked
+ * against it before storage of that size is allocated: a client naming a shape by
+ * its first row (10,000 items, then scalars) gets a refusal, not an allocation of
+ * rows x 10,000 elements. Work and memory are thus proportional to the values sent.
  */
 export function tensorFromJson(name: string, value: unknown, dtype: DType): Tensor {
+  if (!Array.isArray(value)) {
+    const converted = convertScalar(dtype, value);
+    if (typeof converted === "object") throw invalidInput(`input ${quote(name)}: ${converted.error}`);
+    return { dtype, shape: [], data: storeScalar(dtype, converted) };
+  }
   const shape: number[] = [];
   for (let level: unknown = value; Array.isArray(level); level = level[0]) {
-    // Checked here, before walk() recurses once per level.
-    if (shape.length === MAX_RANK) throw invalidInput(`input "${name}": lists nested deeper than ${MAX_RANK} levels`);
+    if (shape.length === MAX_RANK) throw invalidInput(`input ${quote(name)}: lists nested deeper than ${MAX_RANK} levels`);
     shape.push(level.length);
     if (level.length === 0) break;
   }
-  const data = allocateTensorData(dtype, elementCount(shape));
-  let offset = 0;
-  const walk = (node: unknown, depth: number, path: number[]): void => {
-    if (depth === shape.length) {
-      if (Array.isArray(node)) throw invalidInput(`input "${name}": ragged nested lists at ${formatShape(path)}`);
-      const converted = convertScalar(dtype, node);
-      if (typeof converted === "object") throw invalidInput(`input "${name}": ${converted.error} at ${formatShape(path)}`);
-      (data as unknown[])[offset++] = converted;
-      return;
-    }
-    if (!Array.isArray(node) || node.length !== shape[depth]) {
-      throw invalidInput(`input "${name}": ragged nested lists at ${formatShape(path)} (expected ${shape[depth]} items)`);
-    }
-    node.forEach((child, i) => walk(child, depth + 1, [...path, i]));
-  };
-  walk(value, 0, []);
+  // One index array per call, not one path per element: it is read only for messages.
+  const index = new Array<number>(shape.length).fill(0);
+  checkLists(name, value, 0, shape, index);
+  // Strings are appended in order, which keeps the list packed.
+  const data = dtype === "string" ? [] : allocateTensorData(dtype, elementCount(shape));
+  fillLeaves(name, value, 0, shape, index, dtype, data as unknown[], 0);
   return { dtype, shape, data };
+}
+
+/**
+ * Checks that every list below `list` (at `depth`) has the length `shape` says,
+ * leaving the leaves to fillLeaves(). Visits only lists that were sent.
+ */
+function checkLists(name: string, list: unknown[], depth: number, shape: readonly number[], index: number[]): void {
+  const childDepth = depth + 1;
+  if (childDepth >= shape.length) return;
+  const width = shape[childDepth]!;
+  const deeper = childDepth + 1 < shape.length;
+  for (let i = 0; i < list.length; i++) {
+    const child = list[i];
+    if (!Array.isArray(child) || child.length !== width) {
+      index[depth] = i;
+      throw invalidInput(`input ${quote(name)}: ragged nested lists at ${formatShape(index.slice(0, childDepth))} (expected ${width} items)`);
+    }
+    if (deeper) {
+      index[depth] = i;
+      checkLists(name, child, childDepth, shape, index);
+    }
+  }
+}
+
+/** Converts the leaves below `list` into `data` from `offset` on; returns the next offset. */
+function fillLeaves(
+  name: string,
+  list: unknown[],
+  depth: number,
+  shape: readonly number[],
+  index: number[],
+  dtype: DType,
+  data: unknown[],
+  offset: number,
+): number {
+  if (depth < shape.length - 1) {
+    for (let i = 0; i < list.length; i++) {
+      index[depth] = i;
+      offset = fillLeaves(name, list[i] as unknown[], depth + 1, shape, index, dtype, data, offset);
+    }
+    return offset;
+  }
+  for (let i = 0; i < list.length; i++) {
+    const converted = convertScalar(dtype, list[i]);
+    if (typeof converted === "object") {
+      index[depth] = i;
+      const at = formatShape(index);
+      throw invalidInput(Array.isArray(list[i]) ? `input ${quote(name)}: ragged nested lists at ${at}` : `input ${quote(name)}: ${converted.error} at ${at}`);
+    }
+    data[offset++] = converted;
+  }
+  return offset;
+}
+
+/**
+ * Builds a tensor of `dtype` from cells of table rows (lists): the cells at
+ * `positions` of each row, row-major, without building the table in between. One
+ * position gives shape [rows] (a column, messages say "at [row]"), several give
+ * [rows, positions]. `read`, when given, turns each cell into a JSON value first (CSV
+ * text into numbers), so that the rows need not be rewritten.
+ */
+export function tensorFromRows(
+  name: string,
+  rows: readonly unknown[][],
+  positions: readonly number[],
+  dtype: DType,
+  read?: (cell: unknown, dtype: DType) => unknown,
+): Tensor {
+  const width = positions.length;
+  const data = (dtype === "string" ? [] : allocateTensorData(dtype, rows.length * width)) as unknown[];
+  let offset = 0;
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    for (let j = 0; j < width; j++) {
+      const cell = row[positions[j]!];
+      const converted = convertScalar(dtype, read ? read(cell, dtype) : cell);
+      if (typeof converted === "object") throw invalidInput(`input ${quote(name)}: ${converted.error} at ${formatShape(width === 1 ? [r] : [r, j])}`);
+      data[offset++] = converted;
+    }
+  }
+  return { dtype, shape: width === 1 ? [rows.length] : [rows.length, width], data: data as TensorData };
+}
+
+/** Storage for one converted scalar (a rank-0 tensor). */
+function storeScalar(dtype: DType, value: number | bigint | string): TensorData {
+  const data = allocateTensorData(dtype, 1);
+  (data as unknown[])[0] = value;
+  return data;
 }
 
 /** One element of a tensor as a JSON value: int64 as a number, float16 decoded, bool as true/false. */
@@ -228,6 +323,11 @@ export function toFloat16Bits(value: number): number {
   const half = (e << 10) | (mant >>> 13);
   const rest = mant & 0x1fff;
   return sign | (half + (rest > 0x1000 || (rest === 0x1000 && (half & 1)) ? 1 : 0));
+}
+
+/** Whether half-precision bits stand for an infinity: what toFloat16Bits() gives for a number too large. */
+export function isFloat16Infinity(bits: number): boolean {
+  return (bits & 0x7fff) === 0x7c00;
 }
 
 /** The number a half-precision bit pattern stands for. */

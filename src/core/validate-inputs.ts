@@ -1,11 +1,11 @@
-import { invalidInput } from "./errors.js";
+import { invalidInput, quote } from "./errors.js";
 import type { GraphTensorInfo, ServedModel } from "./served-model.js";
 import { type Tensor, elementCount, formatShape } from "./tensor.js";
 
 /** The graph input of that name; refuses an unknown one, listing the model's inputs. */
 export function graphInput(model: ServedModel, name: string): GraphTensorInfo {
   const input = model.inputs.find((g) => g.name === name);
-  if (!input) throw invalidInput(`model "${model.name}" has no input "${name}" (its inputs: ${model.inputs.map((g) => g.name).join(", ")})`);
+  if (!input) throw invalidInput(`model "${model.name}" has no input ${quote(name)} (its inputs: ${model.inputs.map((g) => g.name).join(", ")})`);
   return input;
 }
 
@@ -17,7 +17,8 @@ export function graphInput(model: ServedModel, name: string): GraphTensorInfo {
 export function validateInputs(model: ServedModel, inputs: Record<string, Tensor>): void {
   for (const name of Object.keys(inputs)) graphInput(model, name);
   for (const g of model.inputs) {
-    const t = inputs[g.name];
+    // Own names only: the names are the client's, the object may be a plain one.
+    const t = Object.hasOwn(inputs, g.name) ? inputs[g.name] : undefined;
     if (!t) throw invalidInput(`missing input "${g.name}": model "${model.name}" needs ${model.inputs.map((i) => i.name).join(", ")}`);
     if (t.dtype !== g.dtype) throw invalidInput(`input "${g.name}" expects dtype ${g.dtype}, got ${t.dtype}`);
     if (t.data.length === 0 || elementCount(t.shape) === 0) {

@@ -1,5 +1,5 @@
-import { invalidInput } from "../core/errors.js";
-import { type DType, type Tensor, type TensorData, allocateTensorData, elementCount, formatShape, fromFloat16Bits, toFloat16Bits } from "../core/tensor.js";
+import { invalidInput, quote } from "../core/errors.js";
+import { type DType, MAX_RANK, type Tensor, type TensorData, allocateTensorData, elementCount, formatShape, fromFloat16Bits, isFloat16Infinity, toFloat16Bits } from "../core/tensor.js";
 
 /**
  * Tensors as protobuf APIs carry them: one repeated field per element family, or
@@ -49,37 +49,67 @@ export function fieldFor(dtype: DType, smallUnsigned: "int" | "uint"): keyof Typ
   }
 }
 
-const INTEGERS = new Set<DType>(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
-
 /** Bytes per element in raw data. */
 const ELEMENT_BYTES: Record<Exclude<DType, "string">, number> = {
   bool: 1, int8: 1, uint8: 1, int16: 2, uint16: 2, float16: 2, int32: 4, uint32: 4, float32: 4, int64: 8, uint64: 8, float64: 8,
 };
 
-/** A wire shape as numbers, refusing negative or huge dimensions. */
+/** A wire shape as numbers, refusing negative or huge dimensions and ranks above MAX_RANK. */
 export function shapeFromWire(name: string, shape: ReadonlyArray<bigint | number>): number[] {
+  if (shape.length > MAX_RANK) throw invalidInput(`input ${quote(name)} has a shape of rank ${shape.length}, more than ${MAX_RANK}`);
   return shape.map((d) => {
     const n = Number(d);
-    if (!Number.isSafeInteger(n) || n < 0) throw invalidInput(`input "${name}" has an invalid shape ${formatShape(shape.map(Number))}`);
+    if (!Number.isSafeInteger(n) || n < 0) throw invalidInput(`input ${quote(name)} has an invalid shape ${formatShape(shape.map(Number))}`);
     return n;
   });
 }
 
-/** A tensor from the one typed field that holds its dtype. */
+/**
+ * A tensor from the one typed field that holds its dtype. The count is checked
+ * against the shape before anything is allocated; values the dtype cannot hold are
+ * refused, as typed arrays would change them silently (300 in int8 storage becomes
+ * 44, 70000 in float16 becomes infinity).
+ */
 export function tensorFromFields(name: string, dtype: DType, shape: number[], values: ArrayLike<unknown>): Tensor {
   const count = elementCount(shape);
   if (values.length !== count) {
-    throw invalidInput(`input "${name}" has ${values.length} values for shape ${formatShape(shape)} (${count} elements)`);
+    throw invalidInput(`input ${quote(name)} has ${values.length} values for shape ${formatShape(shape)} (${count} elements)`);
   }
   if (dtype === "string") return { dtype, shape, data: Array.from(values as ArrayLike<string>) };
   const data = allocateTensorData(dtype, count) as unknown[];
-  for (let i = 0; i < count; i++) {
-    const v = values[i];
-    data[i] = dtype === "float16" ? toFloat16Bits(v as number) : dtype === "bool" ? (v ? 1 : 0) : v;
-    // Typed arrays wrap silently: 300 in int8 storage would become 44.
-    if (INTEGERS.has(dtype) && data[i] != v) throw invalidInput(`input "${name}": ${String(v)} is out of range for ${dtype}`);
+  if (dtype === "bool") {
+    for (let i = 0; i < count; i++) data[i] = values[i] ? 1 : 0;
+  } else if (dtype === "float16") {
+    for (let i = 0; i < count; i++) {
+      const v = values[i] as number;
+      data[i] = toFloat16Bits(v);
+      // Infinity and NaN travel as themselves; only finite values may not turn infinite.
+      if (isFloat16Infinity(data[i] as number) && Number.isFinite(v)) {
+        throw invalidInput(`input ${quote(name)}: ${v} is out of range for float16`);
+      }
+    }
+  } else if (dtype === "float32" || dtype === "float64") {
+    // Rounding to float32 is expected (Connect JSON carries doubles); turning infinite is not.
+    for (let i = 0; i < count; i++) {
+      const v = values[i] as number;
+      data[i] = v;
+      if (!Number.isFinite(data[i] as number) && Number.isFinite(v)) throw invalidInput(`input ${quote(name)}: ${v} is out of range for ${dtype}`);
+    }
+  } else {
+    // An integer that does not survive the store did not fit (int8 travels in an int32 field).
+    for (let i = 0; i < count; i++) {
+      const v = values[i];
+      data[i] = v;
+      if (data[i] !== v) throw invalidInput(`input ${quote(name)}: ${String(v)} is out of range for ${dtype}`);
+    }
   }
   return { dtype, shape, data: data as TensorData };
+}
+
+/** Bytes fields as strings (ONNX has no bytes tensors), with one decoder for all of them. */
+export function decodeStrings(values: readonly Uint8Array[]): string[] {
+  const decoder = new TextDecoder();
+  return values.map((b) => decoder.decode(b));
 }
 
 /** The typed-field values of a tensor. */
@@ -102,18 +132,18 @@ export function tensorFromRaw(name: string, dtype: DType, shape: number[], raw: 
     const decoder = new TextDecoder();
     let at = 0;
     while (at < raw.byteLength) {
-      if (at + 4 > raw.byteLength) throw invalidInput(`input "${name}": raw data ends inside a length prefix`);
+      if (at + 4 > raw.byteLength) throw invalidInput(`input ${quote(name)}: raw data ends inside a length prefix`);
       const length = view.getUint32(at, true);
-      if (at + 4 + length > raw.byteLength) throw invalidInput(`input "${name}": raw data ends inside an element`);
+      if (at + 4 + length > raw.byteLength) throw invalidInput(`input ${quote(name)}: raw data ends inside an element`);
       strings.push(decoder.decode(raw.subarray(at + 4, at + 4 + length)));
       at += 4 + length;
     }
-    if (strings.length !== count) throw invalidInput(`input "${name}" has ${strings.length} raw elements for shape ${formatShape(shape)}`);
+    if (strings.length !== count) throw invalidInput(`input ${quote(name)} has ${strings.length} raw elements for shape ${formatShape(shape)}`);
     return { dtype, shape, data: strings };
   }
   const size = ELEMENT_BYTES[dtype];
   if (raw.byteLength !== count * size) {
-    throw invalidInput(`input "${name}": raw data has ${raw.byteLength} bytes, shape ${formatShape(shape)} needs ${count} x ${size}`);
+    throw invalidInput(`input ${quote(name)}: raw data has ${raw.byteLength} bytes, shape ${formatShape(shape)} needs ${count} x ${size}`);
   }
   const data = allocateTensorData(dtype, count) as Exclude<TensorData, string[]>;
   new Uint8Array(data.buffer).set(raw); // x86 and ARM are little-endian, as the wire format

@@ -1,4 +1,4 @@
-import { parse as parseCsv } from "csv-parse/sync";
+import { parseCsv } from "./csv.js";
 
 /**
  * MLflow's JSON scoring formats (the request bodies `mlflow models serve` accepts),
@@ -22,10 +22,16 @@ export type ScoringInput =
    * when the client sent none. CSV cells are text (`textCells`), typed by the model's columns.
    */
   | { kind: "dataframe"; columns: string[] | undefined; rows: unknown[][]; textCells?: boolean }
+  /**
+   * A table as `dataframe_records`: one object per row, as sent. Kept as records so
+   * that only the model's columns are ever read: records with distinct keys would
+   * make rows x (union of keys) cells, most of which no byte of the request backs.
+   */
+  | { kind: "records"; records: Array<Record<string, unknown>> }
   /** One unnamed tensor: `inputs` or `instances` holding a list. */
   | { kind: "tensor"; value: unknown }
-  /** Named tensors: `inputs` as a dict, or `instances` as a list of dicts. */
-  | { kind: "named"; tensors: Record<string, unknown> };
+  /** Named tensors: `inputs` as a dict, or `instances` as a list of dicts. A Map: the names are the client's. */
+  | { kind: "named"; tensors: Map<string, unknown> };
 
 export interface ScoringRequest {
   input: ScoringInput;
@@ -46,40 +52,40 @@ function parseDataframeSplit(value: unknown): ScoringInput {
   if (columns !== undefined && (!Array.isArray(columns) || !columns.every((c) => typeof c === "string"))) {
     throw malformedRequest(`"dataframe_split.columns" must be a list of column names`);
   }
-  const rows = data.map((row, i) => {
+  // Every row as wide as the columns, or as the first row when there are none.
+  const width = (columns as string[] | undefined)?.length ?? (Array.isArray(data[0]) ? data[0].length : 0);
+  const what = columns ? `for ${width} columns` : `where "dataframe_split.data[0]" has ${width}`;
+  for (let i = 0; i < data.length; i++) {
+    const row: unknown = data[i];
     if (!Array.isArray(row)) throw malformedRequest(`"dataframe_split.data[${i}]" must be a list of values, one per column`);
-    if (columns && row.length !== columns.length) {
-      throw malformedRequest(`"dataframe_split.data[${i}]" has ${row.length} values for ${columns.length} columns`);
-    }
-    return row as unknown[];
-  });
-  return { kind: "dataframe", columns: columns as string[] | undefined, rows };
+    if (row.length !== width) throw malformedRequest(`"dataframe_split.data[${i}]" has ${row.length} values ${what}`);
+  }
+  return { kind: "dataframe", columns: columns as string[] | undefined, rows: data as unknown[][] };
 }
 
 function parseDataframeRecords(value: unknown): ScoringInput {
   if (!Array.isArray(value)) throw malformedRequest(`"dataframe_records" must be a list of records (objects)`);
-  const columns: string[] = [];
-  for (const [i, record] of value.entries()) {
-    if (!isRecord(record)) throw malformedRequest(`"dataframe_records[${i}]" must be an object mapping column names to values`);
-    for (const key of Object.keys(record)) if (!columns.includes(key)) columns.push(key);
+  for (let i = 0; i < value.length; i++) {
+    if (!isRecord(value[i])) throw malformedRequest(`"dataframe_records[${i}]" must be an object mapping column names to values`);
   }
-  // Like pandas, a column missing from a record is null in that row.
-  const rows = value.map((record: Record<string, unknown>) => columns.map((c) => record[c] ?? null));
-  return { kind: "dataframe", columns, rows };
+  return { kind: "records", records: value as Array<Record<string, unknown>> };
 }
 
 function parseTensors(key: "inputs" | "instances", value: unknown): ScoringInput {
-  if (isRecord(value)) return { kind: "named", tensors: value };
+  if (isRecord(value)) return { kind: "named", tensors: new Map(Object.entries(value)) };
   if (!Array.isArray(value)) throw malformedRequest(`"${key}" must be a list (one tensor) or an object of named tensors`);
   if (key === "instances" && value.length > 0 && value.every(isRecord)) {
     // TF-serving row format: a list of {name: value} rows becomes one tensor per name.
-    const tensors: Record<string, unknown[]> = {};
-    for (const [i, row] of (value as Record<string, unknown>[]).entries()) {
-      const names = Object.keys(row);
-      if (i > 0 && names.length !== Object.keys(tensors).length) throw malformedRequest(`"instances[${i}]" has other names than "instances[0]"`);
-      for (const name of names) {
-        if (i > 0 && !(name in tensors)) throw malformedRequest(`"instances[${i}]" has "${name}", which "instances[0]" has not`);
-        (tensors[name] ??= []).push(row[name]);
+    const tensors = new Map<string, unknown[]>();
+    for (const [name, v] of Object.entries(value[0] as Record<string, unknown>)) tensors.set(name, [v]);
+    for (let i = 1; i < value.length; i++) {
+      const row = Object.entries(value[i] as Record<string, unknown>);
+      if (row.length !== tensors.size) throw malformedRequest(`"instances[${i}]" has other names than "instances[0]"`);
+      for (const [name, v] of row) {
+        const column = tensors.get(name);
+        // The name last: it is the client's, and long messages are clipped.
+        if (!column) throw malformedRequest(`"instances[${i}]" has a name that "instances[0]" has not: "${name}"`);
+        column.push(v);
       }
     }
     return { kind: "named", tensors };
@@ -87,15 +93,25 @@ function parseTensors(key: "inputs" | "instances", value: unknown): ScoringInput
   return { kind: "tensor", value };
 }
 
+/** Some of an object's keys, for a message: the client may have sent thousands. */
+function someKeys(body: Record<string, unknown>): string {
+  const keys: string[] = [];
+  for (const key in body) {
+    if (keys.length === 5) return `${keys.join(", ")}, ...`;
+    keys.push(key.length > 40 ? `${key.slice(0, 40)}...` : key);
+  }
+  return keys.join(", ");
+}
+
 /** Parses a scoring request from an already decoded JSON value. */
 export function parseScoringRequest(body: unknown): ScoringRequest {
   if (!isRecord(body)) {
     throw malformedRequest(`the request must be a JSON object with one of the fields ${SCORING_FORMATS.join(", ")}`);
   }
-  const present = SCORING_FORMATS.filter((f) => f in body);
+  const present = SCORING_FORMATS.filter((f) => Object.hasOwn(body, f));
   if (present.length !== 1) {
     throw malformedRequest(
-      `the request must have exactly one of the fields ${SCORING_FORMATS.join(", ")}; it has ${present.length ? present.join(", ") : `only ${Object.keys(body).join(", ") || "no fields"}`}`,
+      `the request must have exactly one of the fields ${SCORING_FORMATS.join(", ")}; it has ${present.length ? present.join(", ") : `only ${someKeys(body) || "no fields"}`}`,
     );
   }
   const format = present[0]!;
@@ -132,13 +148,13 @@ export function parseScoringJson(text: string): ScoringRequest {
 export function parseScoringCsv(text: string): ScoringRequest {
   let records: string[][];
   try {
-    records = parseCsv(text, { skip_empty_lines: true }) as string[][];
+    records = parseCsv(text);
   } catch (error) {
     throw malformedRequest(`the CSV cannot be parsed: ${(error as Error).message}`);
   }
-  const [columns, ...rows] = records;
+  const columns = records[0];
   if (!columns) throw malformedRequest("the CSV is empty: it needs a header row with the column names");
-  return { input: { kind: "dataframe", columns, rows, textCells: true } };
+  return { input: { kind: "dataframe", columns, rows: records.slice(1), textCells: true } };
 }
 
 /**

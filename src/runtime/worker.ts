@@ -55,9 +55,7 @@ async function handle(msg: WorkerRequest): Promise<[WorkerResponse, ArrayBuffer[
       const loaded = sessions.get(msg.modelId);
       if (!loaded) throw new Error(`model ${msg.modelId} is not loaded in this worker`);
       const feeds: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries(msg.inputs)) {
-        feeds[name] = new ort.Tensor(t.dtype as ort.Tensor.Type, t.data as ort.Tensor.DataType, t.shape);
-      }
+      for (const [name, t] of Object.entries(msg.inputs)) feeds[name] = toOrtTensor(t);
       // Registered before the first await, so an unload queued behind this run sees it.
       const run = loaded.then((session) => session.run(feeds));
       const inFlight = running.get(msg.modelId) ?? new Set<Promise<unknown>>();
@@ -65,7 +63,7 @@ async function handle(msg: WorkerRequest): Promise<[WorkerResponse, ArrayBuffer[
       const results = await run.finally(() => inFlight.delete(run));
       const outputs: Record<string, WireTensor> = {};
       for (const [name, t] of Object.entries(results)) {
-        outputs[name] = { dtype: t.type, shape: t.dims, data: t.data as WireTensor["data"] };
+        outputs[name] = { dtype: t.type, shape: t.dims, data: fromOrtData(t) };
         t.dispose();
       }
       return [{ id: msg.id, ok: true, outputs }, transferListOf(outputs)];
@@ -74,6 +72,25 @@ async function handle(msg: WorkerRequest): Promise<[WorkerResponse, ArrayBuffer[
     case "close":
       throw new Error("unreachable: handled on arrival");
   }
+}
+
+/**
+ * An onnxruntime tensor of a wire tensor. float16 is the exception: where the runtime
+ * has a global Float16Array (Node 24+), onnxruntime-common turns Uint16Array bits into
+ * a Float16Array, which onnxruntime-node 1.30's native binding reads as zero bytes
+ * ("not enough space: expected 4, got 0"). The binding itself takes the raw bits, so a
+ * float16 feed is handed over as the plain {type, dims, data, location} it reads.
+ */
+function toOrtTensor(t: WireTensor): ort.Tensor {
+  if (t.dtype === "float16") return { type: "float16", dims: t.shape, data: t.data, location: "cpu" } as unknown as ort.Tensor;
+  return new ort.Tensor(t.dtype as ort.Tensor.Type, t.data as ort.Tensor.DataType, t.shape);
+}
+
+/** A result's data as wire storage: float16 as its raw bits, even where onnxruntime-common made it a Float16Array view. */
+function fromOrtData(t: ort.Tensor): WireTensor["data"] {
+  const data = t.data as ArrayBufferView & { length: number };
+  if (t.type === "float16" && !(data instanceof Uint16Array)) return new Uint16Array(data.buffer, data.byteOffset, data.length);
+  return data as WireTensor["data"];
 }
 
 port.on("message", (msg: WorkerRequest) => {

@@ -10,8 +10,10 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { MLflow } from "../../gen/mlflow_pb.js";
 import { reference } from "../helpers/reference.js";
+import { metric, startCliServer, until } from "../helpers/cli-server.js";
 import { BROKEN, GREETER, ROOT, SLOW } from "../helpers/server.js";
 import { modelValue } from "../helpers/metrics.js";
 import { untilModel } from "../helpers/wait.js";
@@ -185,39 +187,111 @@ describe("mlflow-connect serve", () => {
     assert.deepEqual([code, signal], [0, null], "not aborted by terminating a worker inside a native run");
   });
 
-  it("drains on SIGTERM: calls in flight complete, later ones are refused, none fails otherwise, exit 0", async () => {
-    const { child, line } = await startCli([GREETER, "--port", "0", "--workers", "1"]);
-    const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(line.msg)![1]!;
-    const client = createClient(MLflow, createGrpcTransport({ baseUrl: url }));
-    let signalled = false;
-    let okBefore = 0;
-    const refused: string[] = [];
-    const failures: string[] = [];
-    const loops = Array.from({ length: 8 }, async () => {
-      for (;;) {
-        const startedBeforeSignal = !signalled;
-        try {
-          const out = await client.predict({ value: "HELLO WORLD" });
-          assert.equal(out.value, "greeting");
-          if (startedBeforeSignal && !signalled) okBefore++;
-        } catch (error) {
-          const e = ConnectError.from(error);
-          if (!signalled) failures.push(e.message);
-          else if (e.code === Code.Unavailable) refused.push(e.message);
-          else if (startedBeforeSignal) failures.push(`in flight at SIGTERM: ${e.message}`);
-          else refused.push(e.message);
-          if (signalled) return;
-        }
-      }
+  it("drains on SIGTERM: every call running or queued is answered with its real answer, later calls are refused (UNAVAILABLE), exit 0", async () => {
+    const server = await startCliServer([SLOW, "--workers", "2"]);
+    const client = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
+    // n x n ones squared and summed: n^3, exact in float32 for these n (multiples of 256 below 1625).
+    const sizes = Array.from({ length: 24 }, (_, i) => (i % 2 ? 768 : 1024));
+    let done = 0;
+    const calls = sizes.map((n) =>
+      client.predict({ value: JSON.stringify({ inputs: [n] }) }).then(
+        (out) => ((done++, JSON.parse(out.value) as { predictions: number }).predictions),
+        (error: unknown) => ((done++, ConnectError.from(error).message)),
+      ),
+    );
+    // Every call received: two run (one per worker), the others wait in the queue.
+    await until("the calls to be running or queued", async () => {
+      const queued = (await metric(server.url, "mlflow_connect_queue_depth", 'model="slow"')) ?? 0;
+      return queued > 0 && queued + 2 + done >= sizes.length;
     });
-    while (okBefore < 200) await new Promise((r) => setTimeout(r, 5));
-    signalled = true;
-    child.kill("SIGTERM");
-    const [code] = await once(child, "exit");
-    await Promise.all(loops);
-    assert.deepEqual(failures, []);
+    const signalled = server.term();
+    // Readiness goes first; then the listener closes.
+    await until("the drain to begin", async () => (await fetch(`${server.url}/ping`).then((r) => r.status, () => 0)) !== 200);
+    const later = await Promise.allSettled(sizes.slice(0, 4).map(() => client.predict({ value: JSON.stringify({ inputs: [8] }) })));
+    assert.deepEqual(await Promise.all(calls), sizes.map((n) => n ** 3), "every call received before SIGTERM answered for real");
+    for (const result of later) {
+      assert.equal(result.status, "rejected");
+      assert.equal(ConnectError.from((result as PromiseRejectedResult).reason).code, Code.Unavailable);
+    }
+    const { code, at } = await server.exited;
     assert.equal(code, 0);
-    assert.ok(refused.length >= 8, "every loop ended on a refusal once the server was gone");
+    assert.deepEqual(server.callCodes("MLflow/predict"), { ok: sizes.length }, "the server took no call it did not answer");
+    assert.ok(at - signalled < 20_000);
+  });
+
+  it("with a drain delay (MLFLOW_CONNECT_DRAIN_DELAY_MS) turns NOT_SERVING first and goes on serving new connections, then refuses them", async () => {
+    // Long enough for the checks below on a loaded machine: they must all fall inside it.
+    const delayMs = 3000;
+    const server = await startCliServer([SLOW, "--workers", "1"], { MLFLOW_CONNECT_DRAIN_DELAY_MS: String(delayMs) });
+    const signalled = server.term();
+    await until("readiness to turn NOT_SERVING", async () => (await fetch(`${server.url}/ping`)).status === 503);
+    assert.equal((await fetch(`${server.url}/v2/health/ready`)).status, 400);
+    // A new connection each, still taken during the delay.
+    const health = await createClient(Health, createGrpcTransport({ baseUrl: server.url })).check({ service: "" });
+    assert.equal(health.status, HealthCheckResponse_ServingStatus.NOT_SERVING);
+    const out = await createClient(MLflow, createGrpcTransport({ baseUrl: server.url })).predict({ value: JSON.stringify({ inputs: [8] }) });
+    assert.deepEqual(JSON.parse(out.value), { predictions: 512 });
+    const { code, at } = await server.exited;
+    assert.equal(code, 0);
+    assert.ok(at - signalled >= delayMs, "the listener stayed open for the delay");
+    await assert.rejects(fetch(`${server.url}/ping`), "then the port refuses connections");
+  });
+
+  it("cuts the calls still running at --drain-timeout-ms and exits promptly all the same", async () => {
+    const drainTimeoutMs = 300;
+    const server = await startCliServer([SLOW, "--workers", "2", "--drain-timeout-ms", String(drainTimeoutMs)]);
+    const client = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
+    const sizes = Array.from({ length: 24 }, () => 1280); // ~0.2 s each here: ~2.4 s of work for two workers
+    let done = 0;
+    const calls = sizes.map((n) =>
+      client.predict({ value: JSON.stringify({ inputs: [n] }) }).then(
+        (out) => ((done++, JSON.parse(out.value) as { predictions: number }).predictions),
+        (error: unknown) => ((done++, ConnectError.from(error))),
+      ),
+    );
+    await until("the calls to be running or queued", async () => {
+      const queued = (await metric(server.url, "mlflow_connect_queue_depth", 'model="slow"')) ?? 0;
+      // Received, and at least half still waiting: more than the drain timeout can run.
+      return queued >= sizes.length / 2 && queued + 2 + done >= sizes.length;
+    });
+    const signalled = server.term();
+    const results = await Promise.all(calls);
+    const { code, at } = await server.exited;
+    const cut = results.filter((r) => r instanceof ConnectError);
+    assert.ok(cut.length > 0, "calls still queued at the drain timeout fail");
+    for (const r of results) if (!(r instanceof ConnectError)) assert.equal(r, 1280 ** 3);
+    assert.equal(code, 0);
+    assert.ok(at - signalled < drainTimeoutMs + 1000, `exited ${(at - signalled).toFixed(0)} ms after SIGTERM`);
+  });
+
+  it("exits on SIGTERM when the reader of its stdout is gone (no EPIPE loop)", async () => {
+    const server = await startCliServer([SLOW, "--workers", "1", "--drain-timeout-ms", "1000"]);
+    server.child.stdout!.destroy(); // every log line from now on meets EPIPE
+    const client = createClient(MLflow, createGrpcTransport({ baseUrl: server.url }));
+    const calls = Array.from({ length: 4 }, () => client.predict({ value: JSON.stringify({ inputs: [512] }) }).catch(() => undefined));
+    await until("the calls to be queued", async () => ((await metric(server.url, "mlflow_connect_queue_depth", 'model="slow"')) ?? 0) > 0);
+    const signalled = server.term();
+    await Promise.all(calls);
+    const { code, at } = await server.exited;
+    assert.equal(code, 0);
+    assert.ok(at - signalled < 2000, `exited ${(at - signalled).toFixed(0)} ms after SIGTERM`);
+  });
+
+  it("log lines left at exit with the reader of stdout gone do not hold the process (pino's own destination loops on EPIPE)", async () => {
+    // The exact case of sonic-boom's flushSync: a write in flight, one queued, then exit.
+    const script = `
+      import pino from "pino";
+      import { createLogDestination } from ${JSON.stringify(`${ROOT}dist/src/server/log-destination.js`)};
+      const log = pino({}, createLogDestination(1));
+      setTimeout(() => { log.info("a"); log.info("b"); process.exit(0); }, 200);
+    `;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+    child.stdout!.destroy();
+    const exited = once(child, "exit");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+    const [code, signal] = await exited;
+    clearTimeout(timer);
+    assert.deepEqual([code, signal], [0, null], "exited by itself, not killed after 5 s");
   });
 
   it("serves a file:// URI, logs one line with address and model, and exits 0 on SIGTERM", async () => {

@@ -13,8 +13,9 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { MLflow } from "../../gen/mlflow_pb.js";
+import { until } from "../helpers/cli-server.js";
 import { reference } from "../helpers/reference.js";
-import { GREETER, ROOT, type RunningServer, startServer } from "../helpers/server.js";
+import { GREETER, ROOT, type RunningServer, SLOW, startServer } from "../helpers/server.js";
 import { commandExists, toolSkip } from "../helpers/tools.js";
 
 const exec = promisify(execFile);
@@ -55,9 +56,10 @@ describe("TLS on the one port (ALPN h2 and http/1.1)", { skip }, () => {
 
   it("answers @grpc/grpc-js over TLS", async () => {
     const def = grpc.loadPackageDefinition(protoLoader.loadSync(`${ROOT}proto/mlflow.proto`)) as unknown as {
-      MLflow: new (a: string, c: grpc.ChannelCredentials) => grpc.Client & { predict(i: object, cb: (e: grpc.ServiceError | null, o: { value: string }) => void): void };
+      MLflow: new (a: string, c: grpc.ChannelCredentials, o: grpc.ChannelOptions) => grpc.Client & { predict(i: object, cb: (e: grpc.ServiceError | null, o: { value: string }) => void): void };
     };
-    const client = new def.MLflow(`127.0.0.1:${server.port}`, grpc.credentials.createSsl(ca));
+    // The certificate's DNS name as TLS server name: Node 26 refuses an IP address there (grpc-js would send the target's).
+    const client = new def.MLflow(`127.0.0.1:${server.port}`, grpc.credentials.createSsl(ca), { "grpc.ssl_target_name_override": "localhost" });
     try {
       const out = await new Promise<{ value: string }>((resolve, reject) => client.predict({ value: "HELLO WORLD" }, (e, o) => (e ? reject(e) : resolve(o))));
       assert.equal(out.value, "greeting");
@@ -107,6 +109,45 @@ describe("TLS on the one port (ALPN h2 and http/1.1)", { skip }, () => {
     } finally {
       agent.destroy();
     }
+  });
+
+  it("drains: calls in flight over h2 and HTTP/1.1 are answered after close() began, the HTTP/1.1 ones with Connection: close", async () => {
+    const other = await startServer([SLOW], { workers: 2, tls: { cert: ca, key: readFileSync(caPath.replace("cert.pem", "key.pem")) } });
+    const base = other.url.replace("http:", "https:");
+    const agent = new https.Agent({ keepAlive: true, ca });
+    const body = (n: number) => JSON.stringify({ value: JSON.stringify({ inputs: [n] }) });
+    const answer = (value: string) => (JSON.parse(value) as { predictions: number }).predictions;
+    const h1Call = (n: number) =>
+      new Promise<{ value: number; connection: string | undefined; afterClose: boolean }>((resolve, reject) => {
+        const req = https.request(`${base}/MLflow/predict`, { method: "POST", agent, headers: { "content-type": "application/json" } }, (res) => {
+          let text = "";
+          res.on("data", (chunk: Buffer) => (text += chunk));
+          res.on("end", () => resolve({ value: answer((JSON.parse(text) as { value: string }).value), connection: res.headers.connection, afterClose: closed !== undefined }));
+        });
+        req.on("error", reject);
+        req.end(body(n));
+      });
+    const h2 = createClient(MLflow, createGrpcTransport({ baseUrl: base, nodeOptions: { ca } }));
+    const sizes = [1024, 1280, 1024, 1280, 1024, 1280]; // n^3 exact in float32; ~0.1-0.2 s each here
+    let closed: Promise<void> | undefined;
+    let done = 0;
+    const h2Calls = sizes.map(async (n) => answer((await h2.predict({ value: JSON.stringify({ inputs: [n] }) }).finally(() => done++)).value));
+    const h1Calls = sizes.map((n) => h1Call(n).finally(() => done++));
+    // Every call received: two run (one per worker), the others wait in the queue.
+    const queued = async () => Number(/mlflow_connect_queue_depth\{model="slow"\} (\d+)/.exec((await other.app.fastify.inject("/metrics")).body)?.[1] ?? 0);
+    await until("the calls to be running or queued", async () => {
+      const depth = await queued();
+      return (depth > 0 && depth + 2 + done >= 2 * sizes.length) || done === 2 * sizes.length;
+    });
+    closed = other.close();
+    assert.deepEqual(await Promise.all(h2Calls), sizes.map((n) => n ** 3));
+    const h1 = await Promise.all(h1Calls);
+    assert.deepEqual(h1.map((r) => r.value), sizes.map((n) => n ** 3));
+    const answeredWhileClosing = h1.filter((r) => r.afterClose);
+    assert.ok(answeredWhileClosing.length > 0);
+    assert.deepEqual(answeredWhileClosing.map((r) => r.connection), answeredWhileClosing.map(() => "close"));
+    await closed;
+    agent.destroy();
   });
 
   it("the container's health check passes over TLS and plaintext, and fails when nothing answers", async () => {

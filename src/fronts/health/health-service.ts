@@ -3,13 +3,23 @@ import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { Health, type HealthCheckResponse, HealthCheckResponse_ServingStatus as Status, HealthCheckResponseSchema } from "../../../gen/grpc/health/v1/health_pb.js";
 import type { InferenceService } from "../../core/inference-service.js";
 
+export interface HealthServiceOptions {
+  /**
+   * Watch streams open at once over all clients; more fail with RESOURCE_EXHAUSTED
+   * before they subscribe. Health is open without a token (for probes), so without
+   * this a client could hold streams until the heap runs out.
+   */
+  maxWatchStreams: number;
+}
+
 /**
  * grpc.health.v1.Health. The service "" (the server) and every gRPC service it
  * exposes are SERVING once every model is loaded and until shutdown begins. A model's
  * name is a service too: SERVING while a version of it is served, NOT_SERVING while
  * its first version loads, after it is unloaded, and during shutdown.
  */
-export function createHealthService(core: InferenceService, serviceNames: readonly string[]): ServiceImpl<typeof Health> {
+export function createHealthService(core: InferenceService, serviceNames: readonly string[], options: HealthServiceOptions): ServiceImpl<typeof Health> {
+  let watching = 0;
   const seenModels = new Set<string>();
   const remember = () => [...core.models().map((m) => m.name), ...core.loading()].forEach((n) => seenModels.add(n));
   remember();
@@ -33,11 +43,15 @@ export function createHealthService(core: InferenceService, serviceNames: readon
     },
 
     async *watch(req, context) {
+      if (watching >= options.maxWatchStreams) {
+        throw new ConnectError(`too many health watchers (at most ${options.maxWatchStreams}, see --max-health-watch-streams); use Check`, Code.ResourceExhausted);
+      }
       // The status now and on every change, until the client goes away; during
       // shutdown the stream ends after NOT_SERVING so that it does not hold the drain.
       let wake: (() => void) | undefined;
       const unsubscribe = core.onChange(() => wake?.());
       const stopped = new Promise<void>((resolve) => context.signal.addEventListener("abort", () => resolve(), { once: true }));
+      watching++;
       try {
         let last: Status | undefined;
         for (;;) {
@@ -49,6 +63,7 @@ export function createHealthService(core: InferenceService, serviceNames: readon
           if (context.signal.aborted) return;
         }
       } finally {
+        watching--;
         unsubscribe();
       }
     },

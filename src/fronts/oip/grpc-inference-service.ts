@@ -8,13 +8,13 @@ import {
   ModelMetadataResponseSchema,
 } from "../../../gen/inference/grpc_predict_v2_pb.js";
 import { bindTensors } from "../../core/bind-inputs.js";
-import { invalidInput } from "../../core/errors.js";
+import { invalidInput, quote } from "../../core/errors.js";
 import type { InferenceService } from "../../core/inference-service.js";
 import { OIP_DATATYPES, type Tensor } from "../../core/tensor.js";
 import { noteModel } from "../call-info.js";
 import { rpcLimits } from "../call-limits.js";
-import { type TypedFields, fieldFor, fieldValues, rawFromTensor, shapeFromWire, tensorFromFields, tensorFromRaw } from "../typed-fields.js";
-import { inputDType, modelMetadata, paramsFromGrpc, selectOutputs } from "./convert.js";
+import { type TypedFields, decodeStrings, fieldFor, fieldValues, rawFromTensor, shapeFromWire, tensorFromFields, tensorFromRaw } from "../typed-fields.js";
+import { checkRequestedOutputs, inputDType, modelMetadata, paramsFromGrpc, selectOutputs, tensorsByName } from "./convert.js";
 
 /** InferTensorContents' field for each family of TypedFields (FP16 travels in fp32_contents). */
 const CONTENTS = {
@@ -60,26 +60,28 @@ export function createGrpcInferenceService(
       if (raw && req.rawInputContents.length !== req.inputs.length) {
         throw invalidInput(`raw_input_contents has ${req.rawInputContents.length} entries for ${req.inputs.length} inputs`);
       }
-      const tensors: Record<string, Tensor> = {};
-      req.inputs.forEach((input, i) => {
+      const tensors = req.inputs.map((input, i): [string, Tensor] => {
         const dtype = inputDType(input.name, input.datatype);
         const shape = shapeFromWire(input.name, input.shape);
         if (raw) {
-          tensors[input.name] = tensorFromRaw(input.name, dtype, shape, req.rawInputContents[i]!);
-          return;
+          // The protocol makes them exclusive; Triton refuses both, so does this.
+          if (input.contents) throw invalidInput(`input ${quote(input.name)} has contents although the request uses raw_input_contents: send one or the other`);
+          return [input.name, tensorFromRaw(input.name, dtype, shape, req.rawInputContents[i]!)];
         }
         const field = fieldFor(dtype, "uint");
         const contents = input.contents ?? create(InferTensorContentsSchema);
-        const values = field === "strings" ? contents.bytesContents.map((b) => new TextDecoder().decode(b)) : contents[CONTENTS[field]];
-        tensors[input.name] = tensorFromFields(input.name, dtype, shape, values);
+        const values = field === "strings" ? decodeStrings(contents.bytesContents) : contents[CONTENTS[field]];
+        return [input.name, tensorFromFields(input.name, dtype, shape, values)];
       });
+      const requested = req.outputs.map((o) => o.name);
+      checkRequestedOutputs(model, requested);
       const response = await core.infer({
         model: model.name,
-        inputs: bindTensors(model, tensors),
+        inputs: bindTensors(model, tensorsByName(tensors)),
         params: paramsFromGrpc(req.parameters),
         ...rpcLimits(context, defaultDeadlineMs),
       });
-      const outputs = selectOutputs(response, req.outputs.map((o) => o.name));
+      const outputs = selectOutputs(response, requested);
       return create(ModelInferResponseSchema, {
         modelName: response.model,
         modelVersion: response.version,

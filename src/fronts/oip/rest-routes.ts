@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { bindTensors } from "../../core/bind-inputs.js";
-import { invalidInput } from "../../core/errors.js";
+import { invalidInput, quote } from "../../core/errors.js";
 import type { InferenceService } from "../../core/inference-service.js";
 import type { ModelRepository } from "../../core/model-repository.js";
 import { OIP_DATATYPES, type Tensor, tensorFromJson } from "../../core/tensor.js";
@@ -8,7 +8,7 @@ import { noteHttpModel } from "../call-info.js";
 import { httpLimits } from "../call-limits.js";
 import { replyHttpError } from "../error-codes.js";
 import { fieldValues, shapeFromWire } from "../typed-fields.js";
-import { checkCount, inputDType, modelMetadata, selectOutputs } from "./convert.js";
+import { checkCount, checkRequestedOutputs, inputDType, modelMetadata, selectOutputs, tensorsByName } from "./convert.js";
 import { type ModelControlMode, createRepositoryGuard } from "./repository-guard.js";
 
 export interface OipRestOptions {
@@ -33,12 +33,16 @@ interface InferRequestBody {
 
 type ModelParams = { name: string; version?: string };
 
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 /** A JSON input tensor of OIP REST as a core tensor: data flat or nested, in the declared shape. */
 function tensorFromRest(input: NonNullable<InferRequestBody["inputs"]>[number], index: number): [string, Tensor] {
   if (typeof input?.name !== "string") throw invalidInput(`inputs[${index}] has no name`);
   const { name } = input;
-  if (!Array.isArray(input.shape)) throw invalidInput(`input "${name}" has no shape`);
-  if (typeof input.datatype !== "string") throw invalidInput(`input "${name}" has no datatype`);
+  if (!Array.isArray(input.shape) || !input.shape.every((d) => typeof d === "number")) throw invalidInput(`input ${quote(name)} has no shape, a list of numbers`);
+  if (typeof input.datatype !== "string") throw invalidInput(`input ${quote(name)} has no datatype`);
   const dtype = inputDType(name, input.datatype);
   const shape = shapeFromWire(name, input.shape);
   // Data may be flat or nested; either way its elements fill the declared shape.
@@ -78,16 +82,22 @@ export async function oipRestRoutes(app: FastifyInstance, opts: OipRestOptions):
     app.post<{ Params: ModelParams; Body: InferRequestBody }>(`${prefix}/infer`, { bodyLimit: opts.bodyLimit }, async (req, reply) => {
       const body = req.body;
       if (typeof body !== "object" || body === null || !Array.isArray(body.inputs)) throw invalidInput('the request needs "inputs", a list of tensors');
+      if (body.outputs !== undefined && (!Array.isArray(body.outputs) || !body.outputs.every((o) => typeof o?.name === "string"))) {
+        throw invalidInput('"outputs" must be a list of {"name": ...} objects');
+      }
+      if (body.parameters !== undefined && body.parameters !== null && !isObject(body.parameters)) throw invalidInput('"parameters" must be an object');
       const model = core.model(req.params.name, req.params.version);
       noteHttpModel(req.raw, model.name);
-      const tensors = Object.fromEntries(body.inputs.map(tensorFromRest));
+      const tensors = tensorsByName(body.inputs.map(tensorFromRest));
+      const requested = (body.outputs ?? []).map((o) => o.name!);
+      checkRequestedOutputs(model, requested);
       const response = await core.infer({
         model: model.name,
         inputs: bindTensors(model, tensors),
-        params: body.parameters,
+        params: body.parameters ?? undefined,
         ...httpLimits(reply, opts.defaultDeadlineMs),
       });
-      const outputs = selectOutputs(response, (body.outputs ?? []).map((o) => String(o?.name)));
+      const outputs = selectOutputs(response, requested);
       return {
         model_name: response.model,
         ...(response.version ? { model_version: response.version } : {}),

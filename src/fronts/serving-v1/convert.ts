@@ -15,17 +15,18 @@ import { bindScoringInput, bindTensors } from "../../core/bind-inputs.js";
 import type { InferenceRequest, InferenceResponse } from "../../core/inference-service.js";
 import type { ServedModel } from "../../core/served-model.js";
 import { parseScoringRequest } from "../../mlflow/scoring-format.js";
+import { protoMapEntries } from "../proto-map.js";
 import { protoDataType, tensorFromProto, tensorToProto } from "./tensor-convert.js";
 
 /** A typed Predict request as the core's request. */
 export function requestFromProto(model: ServedModel, req: PredictRequest): InferenceRequest {
-  const tensors = Object.fromEntries(Object.entries(req.inputs).map(([name, t]) => [name, tensorFromProto(name, t)]));
+  const tensors = Object.fromEntries(protoMapEntries(req.inputs).map(([name, t]) => [name, tensorFromProto(name, t)]));
   return { model: model.name, inputs: bindTensors(model, tensors), params: req.params as JsonObject | undefined };
 }
 
 /** Whether the client sent raw_data: it then gets raw_data back. */
 export function wantsRaw(req: PredictRequest): boolean {
-  return Object.values(req.inputs).some((t) => t.rawData.byteLength > 0);
+  return protoMapEntries(req.inputs).some(([, t]) => t.rawData.byteLength > 0);
 }
 
 export function responseToProto(res: InferenceResponse, raw: boolean): PredictResponse {

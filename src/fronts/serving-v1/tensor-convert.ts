@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { DataType, type Tensor as ProtoTensor, TensorSchema } from "../../../gen/mlflow/serving/v1/tensor_pb.js";
-import { invalidInput } from "../../core/errors.js";
+import { invalidInput, quote } from "../../core/errors.js";
 import type { DType, Tensor } from "../../core/tensor.js";
-import { type TypedFields, fieldFor, fieldValues, rawFromTensor, shapeFromWire, tensorFromFields, tensorFromRaw } from "../typed-fields.js";
+import { type TypedFields, decodeStrings, fieldFor, fieldValues, rawFromTensor, shapeFromWire, tensorFromFields, tensorFromRaw } from "../typed-fields.js";
 
 const TO_DTYPE: Record<DataType, DType | undefined> = {
   [DataType.UNSPECIFIED]: undefined,
@@ -49,13 +49,13 @@ const FIELDS = {
 /** A proto Tensor of the typed API as a core tensor; refuses inconsistent ones. */
 export function tensorFromProto(name: string, t: ProtoTensor): Tensor {
   const dtype = TO_DTYPE[t.dtype];
-  if (!dtype) throw invalidInput(`input "${name}" has no dtype`);
+  if (!dtype) throw invalidInput(`input ${quote(name)} has no dtype`);
   const shape = shapeFromWire(name, t.shape);
   if (t.rawData.byteLength > 0) {
-    if (dtype === "string") throw invalidInput(`input "${name}": raw_data cannot hold strings, use string_data`);
+    if (dtype === "string") throw invalidInput(`input ${quote(name)}: raw_data cannot hold strings, use string_data`);
     return tensorFromRaw(name, dtype, shape, t.rawData);
   }
-  const values = t.dtype === DataType.BYTES && t.stringData.length === 0 ? t.bytesData.map((b) => new TextDecoder().decode(b)) : t[FIELDS[fieldFor(dtype, "int")]];
+  const values = t.dtype === DataType.BYTES && t.stringData.length === 0 ? decodeStrings(t.bytesData) : t[FIELDS[fieldFor(dtype, "int")]];
   return tensorFromFields(name, dtype, shape, values);
 }
 
