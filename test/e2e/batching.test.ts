@@ -44,6 +44,7 @@ describe("dynamic batching under concurrent load", () => {
 
   it("merges concurrent requests and gives every caller its own rows, in order; a bad request fails alone", async () => {
     const client = createClient(ModelService, createGrpcTransport({ baseUrl: server.url }));
+    const metricsBefore = await batchMetrics(server.url, "iris");
     // Request i asks for reference rows i, i+1, ... (1 to 4 of them); every seventh is malformed.
     const calls = Array.from({ length: 70 }, (_, i) => {
       const picks = Array.from({ length: 1 + (i % 4) }, (_, k) => (i + k) % iris.rows.length);
@@ -51,9 +52,10 @@ describe("dynamic batching under concurrent load", () => {
       const bad = i % 7 === 3;
       return { picks, bad, call: client.predict({ modelName: "iris", inputs: { input: irisTensor(bad ? rows.map((r) => r.slice(0, 3)) : rows) } }) };
     });
+    // Settled at once: a malformed call may fail before anything else is awaited.
+    const settled = Promise.allSettled(calls.map((c) => c.call));
     const before = { ...server.app.core.batchStats("iris") };
-    const metricsBefore = await batchMetrics(server.url, "iris");
-    const results = await Promise.allSettled(calls.map((c) => c.call));
+    const results = await settled;
     results.forEach((result, i) => {
       const { picks, bad } = calls[i]!;
       if (bad) {

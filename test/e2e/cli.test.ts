@@ -211,7 +211,10 @@ describe("mlflow-connect serve", () => {
     assert.deepEqual(await Promise.all(calls), sizes.map((n) => n ** 3), "every call received before SIGTERM answered for real");
     for (const result of later) {
       assert.equal(result.status, "rejected");
-      assert.equal(ConnectError.from((result as PromiseRejectedResult).reason).code, Code.Unavailable);
+      const e = ConnectError.from((result as PromiseRejectedResult).reason);
+      // Refused, never taken: UNAVAILABLE, or connect-node's INTERNAL for a REFUSED_STREAM
+      // (its "error" event beats the mapping to UNAVAILABLE; see test/adversarial/drain.test.ts).
+      assert.ok(e.code === Code.Unavailable || (e.code === Code.Internal && /NGHTTP2_REFUSED_STREAM/.test(e.message)), e.message);
     }
     const { code, at } = await server.exited;
     assert.equal(code, 0);
